@@ -1,0 +1,42 @@
+# bridge-emu: `make test` sets everything up from nothing and runs the suite.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+STAMP   := $(VENV)/.installed
+NATIVE  := $(wildcard native/*.c native/*.h) native/build_ffi.py
+ASAN_RT  = $(shell gcc -print-file-name=libasan.so)
+UBSAN_RT = $(shell gcc -print-file-name=libubsan.so)
+
+.PHONY: all venv build test test-slow sanitize bench images demo clean
+
+all: test
+
+$(STAMP): pyproject.toml setup.py $(NATIVE)
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "setuptools>=68" wheel "cffi>=1.16"
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]'
+	touch $@
+
+venv build: $(STAMP)
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTHON) -m pytest -q -m slow
+
+# The C core under AddressSanitizer + UBSan, running the tests that drive it.
+sanitize: $(STAMP)
+	rm -rf build/sanitize && mkdir -p build/sanitize
+	cd build/sanitize && BE_SANITIZE=1 ../../$(PYTHON) ../../native/build_ffi.py >build.log 2>&1 \
+	  || (cat build.log; exit 1)
+	BE_NATIVE_DIR=build/sanitize LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTHON) -m pytest -q -m "native and not slow" -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PYTHON) -m bench
+
+clean:
+	rm -rf build $(VENV) bridge_emu/_native*.so bridge_emu/_native.c *.egg-info

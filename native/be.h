@@ -1,0 +1,326 @@
+/*
+ * bridge-emu core: the public interface.
+ *
+ * Written as firmware is: no heap, no global mutable state, fixed-width types,
+ * explicit error codes. Every object lives in a context struct owned by the
+ * caller, so any number of emulated devices can share one process.
+ *
+ * This header is also fed to cffi (preprocessor lines stripped), so it holds
+ * declarations only: no macros, no inline functions, literal array sizes.
+ */
+#ifndef BE_H
+#define BE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum be_err {
+    BE_OK = 0,
+    /* flash model */
+    BE_ERR_POWER_CUT = -1,      /* power was cut: the operation did not (fully) happen */
+    BE_ERR_ALIGN = -2,          /* write address or length not a multiple of the write alignment */
+    BE_ERR_RANGE = -3,          /* address range outside the flash, OTP or slot */
+    BE_ERR_GEOMETRY = -4,       /* geometry or layout is inconsistent */
+    BE_ERR_ARG = -5,            /* a null pointer or an impossible argument */
+    BE_ERR_NOT_SECTOR = -6,     /* erase address is not the start of a sector */
+    /* device state */
+    BE_ERR_STATE = -10,         /* operation not allowed in the device's current state */
+    BE_ERR_MISMATCH = -11,      /* download data differs from what is already written there */
+    BE_ERR_NO_IMAGE = -12,      /* no bootable image: the device stays in its bootloader */
+    BE_ERR_CORRUPT = -13,       /* stored data contradicts the state record (not producible by power cuts) */
+    BE_ERR_PLAN = -14,          /* the swap plan does not fit the plan area */
+    BE_ERR_OTP_FULL = -15,      /* no free OTP key slot, or counter beyond its capacity */
+    /* image validation */
+    BE_ERR_IMG_MAGIC = -20,         /* header magic is not 0x96f3b83d */
+    BE_ERR_IMG_HEADER = -21,        /* header fields impossible (hdr_size too small, ...) */
+    BE_ERR_IMG_TOO_BIG = -22,       /* header + payload + TLVs do not fit in the slot */
+    BE_ERR_IMG_TLV_MAGIC = -23,     /* a TLV area does not start with its magic */
+    BE_ERR_IMG_TLV_TRUNCATED = -24, /* a TLV entry runs past the end of its area or the slot */
+    BE_ERR_IMG_TLV_OVERLAP = -25,   /* TLV areas disagree with the header's protect_tlv_size */
+    BE_ERR_IMG_TLV_BAD = -26,       /* a TLV has the wrong length, or appears twice */
+    BE_ERR_IMG_TLV_UNPROTECTED = -27, /* a TLV that must be protected is in the unprotected area */
+    BE_ERR_IMG_NO_HASH = -28,       /* no SHA256 TLV */
+    BE_ERR_IMG_HASH = -29,          /* SHA-256 of header+payload+protected TLVs does not match */
+    BE_ERR_IMG_NO_SIG = -30,        /* no ECDSA_SIG TLV */
+    BE_ERR_IMG_NO_KEYHASH = -31,    /* a signature without the KEYHASH that names its key */
+    BE_ERR_IMG_KEY_UNKNOWN = -32,   /* signed by a key that is not provisioned on this device */
+    BE_ERR_IMG_SIG = -33,           /* the signature does not verify */
+    BE_ERR_IMG_ROLLBACK = -34,      /* security counter below the device's OTP counter */
+    BE_ERR_IMG_DOWNGRADE = -35,     /* version lower than the running image's */
+    BE_ERR_IMG_UNSUPPORTED = -36,   /* flags ask for a feature this bootloader lacks (encryption, ...) */
+    BE_ERR_CRYPTO = -37             /* the host crypto backend failed or is missing */
+} be_err_t;
+
+/* Short stable identifier ("BE_ERR_IMG_HASH") and a sentence for a code. */
+const char *be_err_name(int32_t err);
+const char *be_err_text(int32_t err);
+
+/* ----------------------------------------------------------------- SHA-256 */
+
+typedef enum be_sha_impl {
+    BE_SHA_AUTO = 0,        /* pick the fastest the CPU offers */
+    BE_SHA_PORTABLE = 1,    /* plain C */
+    BE_SHA_X86_SHANI = 2    /* x86 SHA extensions */
+} be_sha_impl_t;
+
+typedef struct be_sha256 {
+    uint32_t h[8];
+    uint64_t total;         /* bytes hashed so far */
+    uint8_t buf[64];
+    uint32_t buf_len;
+    uint32_t impl;          /* be_sha_impl_t actually in use */
+} be_sha256_t;
+
+/* Returns the implementation chosen (never BE_SHA_AUTO). Asking for one the
+ * CPU lacks falls back to BE_SHA_PORTABLE. */
+uint32_t be_sha256_init(be_sha256_t *ctx, uint32_t impl);
+void be_sha256_update(be_sha256_t *ctx, const uint8_t *data, size_t len);
+void be_sha256_final(be_sha256_t *ctx, uint8_t out[32]);
+void be_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+uint32_t be_sha256_best_impl(void);
+
+/* ------------------------------------------------------------- flash model */
+
+typedef enum be_tear {
+    BE_TEAR_NONE = 0,   /* the cut operation does not happen at all */
+    BE_TEAR_PREFIX = 1, /* a prefix of the write lands / a prefix of the sector is erased */
+    BE_TEAR_BITS = 2    /* each bit the operation would change changes or not, at random */
+} be_tear_t;
+
+/* One run of equal sectors; a geometry is up to 8 runs laid end to end. */
+typedef struct be_region {
+    uint32_t count;     /* sectors in this run */
+    uint32_t size;      /* bytes per sector */
+    uint32_t erase_us;  /* time to erase one such sector */
+} be_region_t;
+
+typedef struct be_geometry {
+    uint32_t n_regions;
+    be_region_t region[8];
+    uint32_t write_align;       /* 1, 2, 4, 8 or 16 */
+    uint32_t page_size;         /* program page, for timing (e.g. 256) */
+    uint32_t page_program_us;   /* time to program one page (or part of one) */
+} be_geometry_t;
+
+/* Counters kept with the device's persistent state. */
+typedef struct be_flash_stats {
+    uint64_t writes;        /* program operations */
+    uint64_t erases;        /* sector erases */
+    uint64_t bytes_written;
+    uint64_t bytes_erased;
+    uint64_t reads;
+    uint64_t bytes_read;
+    uint64_t busy_us;       /* emulated time the flash was busy programming or erasing */
+    uint64_t otp_writes;
+} be_flash_stats_t;
+
+/* Power-cut injection: lives in RAM only (it is the test's hand on the plug). */
+typedef struct be_fault {
+    uint32_t cut_at;    /* 0: never; N: power dies at the N-th write or erase from arming */
+    uint32_t tear;      /* be_tear_t applied to the N-th operation */
+    uint32_t seed;      /* drives how much of a torn operation lands */
+    uint32_t ops;       /* write/erase operations seen since arming */
+    uint32_t dead;      /* 1 once the cut happened: every later operation fails */
+} be_fault_t;
+
+typedef struct be_flash {
+    uint8_t *mem;
+    uint32_t size;
+    be_geometry_t geo;
+    uint32_t n_sectors;
+    uint32_t *erase_counts;     /* one per sector, caller-owned (persistent) */
+    be_flash_stats_t *stats;    /* caller-owned (persistent) */
+    uint8_t *otp;               /* one-time-programmable area: bits clear, never erase */
+    uint32_t otp_size;
+    be_fault_t fault;
+} be_flash_t;
+
+int32_t be_flash_init(be_flash_t *f, uint8_t *mem, uint32_t size, const be_geometry_t *geo,
+                      uint32_t *erase_counts, uint32_t n_counts, be_flash_stats_t *stats,
+                      uint8_t *otp, uint32_t otp_size);
+/* Fills index/start/size of the sector holding addr (any may be NULL). */
+int32_t be_flash_sector(const be_flash_t *f, uint32_t addr, uint32_t *index, uint32_t *start,
+                        uint32_t *size);
+int32_t be_flash_read(be_flash_t *f, uint32_t addr, uint8_t *buf, uint32_t len);
+int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_t len);
+int32_t be_flash_erase(be_flash_t *f, uint32_t sector_addr);
+/* 1 if every byte of the range reads erased, 0 if not, or a negative error. */
+int32_t be_flash_is_erased(be_flash_t *f, uint32_t addr, uint32_t len);
+int32_t be_flash_otp_read(be_flash_t *f, uint32_t off, uint8_t *buf, uint32_t len);
+int32_t be_flash_otp_write(be_flash_t *f, uint32_t off, const uint8_t *buf, uint32_t len);
+/* Cut power at the n-th write or erase from now (n >= 1); n = 0 disarms. */
+void be_flash_arm_cut(be_flash_t *f, uint32_t n, uint32_t tear, uint32_t seed);
+
+/* ------------------------------------------------------- host crypto (HAL) */
+
+typedef enum be_sig_format {
+    BE_SIG_DER = 0,     /* ASN.1 DER ECDSA-Sig-Value (MCUboot TLV) */
+    BE_SIG_RAW = 1      /* r || s, 32 bytes each, big-endian (GBCS) */
+} be_sig_format_t;
+
+/* The host verifies ECDSA P-256 over a SHA-256 digest the core computed.
+ * key: DER SubjectPublicKeyInfo. Returns BE_OK, BE_ERR_IMG_SIG or BE_ERR_CRYPTO. */
+typedef int32_t (*be_ecdsa_verify_fn)(void *user, const uint8_t *key, uint32_t key_len,
+                                      const uint8_t *digest, const uint8_t *sig,
+                                      uint32_t sig_len, uint32_t sig_format);
+
+typedef struct be_crypto {
+    be_ecdsa_verify_fn ecdsa_p256_verify;
+    void *user;
+} be_crypto_t;
+
+/* ------------------------------------------------------ image validation */
+
+typedef struct be_trust {
+    be_crypto_t crypto;
+    uint32_t n_keys;
+    uint8_t key[4][128];        /* provisioned public keys, DER SubjectPublicKeyInfo */
+    uint32_t key_len[4];
+    uint8_t key_hash[4][32];    /* SHA-256 of each key, as in the KEYHASH TLV */
+    uint32_t min_security_counter;
+} be_trust_t;
+
+typedef struct be_image_info {
+    uint32_t load_addr;
+    uint32_t hdr_size;
+    uint32_t img_size;
+    uint32_t protect_tlv_size;
+    uint32_t tlv_size;          /* unprotected TLV area including its 4-byte info */
+    uint32_t total_size;        /* header + payload + both TLV areas */
+    uint32_t flags;
+    uint8_t ver_major;
+    uint8_t ver_minor;
+    uint16_t ver_revision;
+    uint32_t ver_build;
+    uint32_t security_counter;  /* 0 when the image carries none */
+    uint32_t has_security_counter;
+    uint32_t key_index;         /* which provisioned key verified it */
+    uint8_t hash[32];
+} be_image_info_t;
+
+/* Validate the MCUboot-format image at addr (slot_size bytes available there),
+ * reading it only through the flash model. info may be NULL; on a failure
+ * after the header was read it still holds the header fields. */
+int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
+                          const be_trust_t *trust, be_image_info_t *info);
+/* <0, 0, >0 like memcmp, over major, minor, revision, build. */
+int32_t be_image_version_cmp(const be_image_info_t *a, const be_image_info_t *b);
+
+/* -------------------------------------------------------------- OTP fuses */
+
+/* The security counter: count of leading cleared bits in a 256-byte bitmap. */
+int32_t be_otp_counter(be_flash_t *f, uint32_t *value);
+/* Raise to at least value (never lowers). One OTP write. */
+int32_t be_otp_raise(be_flash_t *f, uint32_t value);
+/* Provision a public key (DER) into the next free key slot. */
+int32_t be_otp_add_key(be_flash_t *f, const uint8_t *der, uint32_t der_len);
+/* Fill trust keys and counter from OTP (crypto left as given). */
+int32_t be_otp_load_trust(be_flash_t *f, be_trust_t *trust);
+
+/* ----------------------------------------------------- slots and booting */
+
+typedef enum be_mode {
+    BE_MODE_COPY_SWAP = 1,  /* one executable slot; the new image is swapped in, the old kept */
+    BE_MODE_BANK_SWITCH = 2 /* two bootable banks chosen by the state record: no copy */
+} be_mode_t;
+
+typedef enum be_state {
+    BE_ST_NONE = 0,         /* no valid record: factory-fresh */
+    BE_ST_CONFIRMED = 1,    /* running image is confirmed; nothing pending */
+    BE_ST_DOWNLOADING = 2,  /* download slot erased and being written */
+    BE_ST_PENDING = 3,      /* downloaded image waits for the next boot */
+    BE_ST_SWAPPING = 4,     /* copy-swap: installing (resumable) */
+    BE_ST_TRIAL = 5,        /* new image boots unconfirmed */
+    BE_ST_REVERTING = 6     /* copy-swap: restoring the previous image (resumable) */
+} be_state_t;
+
+typedef enum be_flags {
+    BE_F_PERMANENT = 1      /* pending image is installed without a trial */
+} be_flags_t;
+
+typedef enum be_options {
+    BE_OPT_ALLOW_DOWNGRADE = 1  /* accept a lower version (security counter still applies) */
+} be_options_t;
+
+typedef struct be_layout {
+    uint32_t mode;              /* be_mode_t */
+    uint32_t log_addr[2];       /* two sectors holding the state log */
+    uint32_t plan_addr;         /* copy-swap: whole sectors for swap plans */
+    uint32_t plan_size;
+    uint32_t slot_addr[2];      /* copy-swap: primary, secondary; bank-switch: bank A, B */
+    uint32_t slot_size[2];
+    uint32_t max_attempts;      /* unconfirmed boots before revert (0 means 1) */
+    uint32_t options;           /* be_options_t */
+} be_layout_t;
+
+/* The latest committed state record, decoded. */
+typedef struct be_record {
+    uint32_t seq;
+    uint32_t state;     /* be_state_t */
+    uint32_t flags;     /* be_flags_t */
+    uint32_t bank;      /* bank-switch: bank of the confirmed image */
+    uint32_t attempts;  /* trial boots started */
+    uint32_t size;      /* download: blob size; plan: entry length */
+    uint32_t offset;    /* download: offset of the image in the blob; plan: entry offset */
+    uint32_t check;     /* plan: first word of the plan entry's checksum */
+} be_record_t;
+
+typedef enum be_action {
+    BE_ACT_INSTALLED = 1,   /* a pending image was installed (swapped in or selected) */
+    BE_ACT_RESUMED = 2,     /* interrupted work was finished */
+    BE_ACT_REVERTED = 4,    /* an unconfirmed image was rolled back */
+    BE_ACT_REFUSED = 8,     /* a pending image failed validation and was dropped */
+    BE_ACT_COUNTER = 16     /* the OTP security counter was raised */
+} be_action_t;
+
+typedef struct be_boot_result {
+    uint32_t actions;       /* be_action_t bits */
+    int32_t refused_err;    /* why a pending image was refused */
+    uint32_t slot;          /* slot index the running image executes from */
+    uint32_t confirmed;     /* 1 if the running image is confirmed */
+    uint64_t busy_us;       /* flash-busy time spent in this boot */
+    be_image_info_t image;  /* the running image */
+} be_boot_result_t;
+
+typedef struct be_device {
+    be_flash_t *flash;
+    be_layout_t layout;
+    be_trust_t trust;
+    uint32_t unit;              /* copy-swap: swap unit (largest sector of the slots) */
+    uint32_t image_off[2];      /* where the bootable image starts in each slot */
+    be_record_t rec;            /* latest committed record */
+    uint32_t log_sector;        /* 0 or 1: sector holding rec */
+    uint32_t log_next;          /* offset of the next free record slot in it */
+    uint32_t log_full;          /* 1 if that sector has no free slot */
+    uint32_t running;           /* 1 + slot index of the booted image, 0 before boot */
+    be_image_info_t run_info;
+} be_device_t;
+
+/* Reads the state log; no flash writes. crypto may be NULL for a device that
+ * will never boot an image (inspection). */
+int32_t be_device_open(be_device_t *d, be_flash_t *f, const be_layout_t *layout,
+                       const be_crypto_t *crypto);
+/* The bootloader: resume, install, revert or refuse as the state says, then
+ * select the image to run. BE_ERR_NO_IMAGE if none can run. */
+int32_t be_boot(be_device_t *d, be_boot_result_t *result);
+/* The running firmware declares itself good. Idempotent. */
+int32_t be_confirm(be_device_t *d);
+/* Start a download of blob_size bytes whose bootable image begins at
+ * image_offset within the blob (0 for a bare image). Erases the target. */
+int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset);
+/* Write blob bytes at any offset; rewriting identical bytes is harmless. */
+int32_t be_dl_write(be_device_t *d, uint32_t offset, const uint8_t *data, uint32_t len);
+/* Read back blob bytes from the download slot. */
+int32_t be_dl_read(be_device_t *d, uint32_t offset, uint8_t *data, uint32_t len);
+/* Where an in-order download may safely continue after a power cut. */
+int32_t be_dl_resume_offset(be_device_t *d, uint32_t *offset);
+/* Flash address of blob byte 0 in the download slot. */
+int32_t be_dl_addr(const be_device_t *d, uint32_t *addr);
+/* Validate the downloaded image and ask the next boot to install it. */
+int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info);
+/* Drop a download or pending image. */
+int32_t be_dl_discard(be_device_t *d);
+
+#endif
