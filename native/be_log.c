@@ -1,0 +1,134 @@
+/*
+ * The state log: the device's boot state as an append-only sequence of
+ * 32-byte records in two sectors.
+ *
+ *   0  magic "BERC"   4  seq     8  state, flags, bank, attempts
+ *   12 size           16 offset  20 check   24 8-byte SHA-256 prefix of 0..23
+ *
+ * The newest valid record (highest seq) is the state. Writing a record is the
+ * commit point of every transition: a record torn by a power cut fails its
+ * checksum and is skipped, so the previous state stands and its action is
+ * simply redone. New records go after the last non-blank slot of the active
+ * sector; when it is full the other sector is erased and the record starts it.
+ * The active sector is never erased, so the newest record always survives.
+ */
+#include <string.h>
+
+#include "be_internal.h"
+
+enum { REC_MAGIC = 0x43524542u /* "BERC" */ };
+
+static void encode(const be_record_t *r, uint8_t out[BE_REC_SIZE])
+{
+    uint8_t digest[32];
+    be_put32(out + 0, REC_MAGIC);
+    be_put32(out + 4, r->seq);
+    out[8] = (uint8_t)r->state;
+    out[9] = (uint8_t)r->flags;
+    out[10] = (uint8_t)r->bank;
+    out[11] = (uint8_t)r->attempts;
+    be_put32(out + 12, r->size);
+    be_put32(out + 16, r->offset);
+    be_put32(out + 20, r->check);
+    be_sha256(out, 24, digest);
+    memcpy(out + 24, digest, 8);
+}
+
+static int decode(const uint8_t in[BE_REC_SIZE], be_record_t *r)
+{
+    uint8_t digest[32];
+    if (be_get32(in) != REC_MAGIC) {
+        return 0;
+    }
+    be_sha256(in, 24, digest);
+    if (memcmp(digest, in + 24, 8) != 0) {
+        return 0;
+    }
+    if (in[8] < BE_ST_CONFIRMED || in[8] > BE_ST_REVERTING || in[10] > 1) {
+        return 0;
+    }
+    r->seq = be_get32(in + 4);
+    r->state = in[8];
+    r->flags = in[9];
+    r->bank = in[10];
+    r->attempts = in[11];
+    r->size = be_get32(in + 12);
+    r->offset = be_get32(in + 16);
+    r->check = be_get32(in + 20);
+    return 1;
+}
+
+static int blank(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (p[i] != 0xFF) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint32_t sector_size(const be_device_t *d, uint32_t s)
+{
+    uint32_t size = 0;
+    be_flash_sector(d->flash, d->layout.log_addr[s], NULL, NULL, &size);
+    return size;
+}
+
+int32_t be_log_load(be_device_t *d)
+{
+    uint8_t raw[BE_REC_SIZE];
+    uint32_t next[2] = {0, 0};
+    int found = 0;
+    memset(&d->rec, 0, sizeof d->rec);
+    d->rec.state = BE_ST_NONE;
+    d->log_sector = 0;
+    for (uint32_t s = 0; s < 2; s++) {
+        uint32_t size = sector_size(d, s);
+        for (uint32_t off = 0; off + BE_REC_SIZE <= size; off += BE_REC_SIZE) {
+            be_record_t r;
+            int32_t rc = be_flash_read(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+            if (rc) {
+                return rc;
+            }
+            if (blank(raw, sizeof raw)) {
+                continue;
+            }
+            next[s] = off + BE_REC_SIZE;
+            if (decode(raw, &r) && (!found || r.seq > d->rec.seq)) {
+                d->rec = r;
+                d->log_sector = s;
+                found = 1;
+            }
+        }
+    }
+    d->log_next = next[d->log_sector];
+    d->log_full = d->log_next + BE_REC_SIZE > sector_size(d, d->log_sector);
+    return BE_OK;
+}
+
+int32_t be_log_append(be_device_t *d, const be_record_t *r)
+{
+    uint8_t raw[BE_REC_SIZE];
+    be_record_t rec = *r;
+    rec.seq = d->rec.seq + 1;
+    encode(&rec, raw);
+    uint32_t s = d->log_sector, off = d->log_next;
+    if (d->log_full) {
+        s ^= 1u;
+        off = 0;
+        int32_t rc = be_flash_erase(d->flash, d->layout.log_addr[s]);
+        if (rc) {
+            return rc;
+        }
+    }
+    int32_t rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+    if (rc) {
+        return rc;
+    }
+    d->rec = rec;
+    d->log_sector = s;
+    d->log_next = off + BE_REC_SIZE;
+    d->log_full = d->log_next + BE_REC_SIZE > sector_size(d, s);
+    return BE_OK;
+}

@@ -1,0 +1,338 @@
+/*
+ * Copy-swap: install a new image into the executable (primary) slot while
+ * keeping the previous one in the secondary slot for revert.
+ *
+ * Layout (the "offset" scheme): the secondary slot has one more unit than the
+ * primary and receives the new image from unit 1, so unit 0 is free. Step i
+ * saves old unit i into secondary unit i (whose content, new unit i-1, was
+ * placed in step i-1), then places new unit i (secondary i+1) into primary i.
+ * Each slot unit is erased at most once per install.
+ *
+ * Progress is not recorded step by step. Before the install, a plan entry
+ * stores an 8-byte hash of every old and new unit; each step checks its own
+ * postcondition by content ("does secondary i already hold old unit i?") and
+ * is skipped if it holds. A step only overwrites its destination after
+ * checking that its source holds the expected content, so a resumed install
+ * can neither redo work wrongly nor destroy the only copy of anything.
+ *
+ * Plan entry, appended in the plan area (erased only when full):
+ *   0 magic "BEPL"  4 old_size  8 new_size  12 unit  16 n_units  20 0xFFFFFFFF
+ *   24 check: 8-byte SHA-256 prefix of bytes 0..23 and the body
+ *   32 body: per unit, old hash (8) then new hash (8); 0xFF where not used
+ * The body is written first and the header last, so a torn entry never has a
+ * valid header; the record that references the entry is written after it.
+ */
+#include <string.h>
+
+#include "be_internal.h"
+
+enum {
+    PLAN_MAGIC = 0x4C504542u, /* "BEPL" */
+    PLAN_HDR = 32,
+    UNIT_HASH = 8,
+    COPY_BUF = 1024, /* bytes per program call while copying */
+    SCAN_BUF = 256
+};
+
+static uint32_t round_up(uint32_t v, uint32_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+static uint32_t units_of(uint32_t size, uint32_t unit)
+{
+    return (size + unit - 1) / unit;
+}
+
+/* Bytes of an image of `size` that fall in unit i. */
+static uint32_t unit_len(uint32_t size, uint32_t unit, uint32_t i)
+{
+    uint32_t start = i * unit;
+    return size <= start ? 0 : (size - start < unit ? size - start : unit);
+}
+
+static uint32_t plan_len(uint32_t n_units)
+{
+    return PLAN_HDR + round_up(n_units * 2 * UNIT_HASH, 32);
+}
+
+static uint32_t primary_unit(const be_device_t *d, uint32_t i)
+{
+    return d->layout.slot_addr[0] + i * d->unit;
+}
+
+static uint32_t secondary_unit(const be_device_t *d, uint32_t i)
+{
+    return d->layout.slot_addr[1] + i * d->unit;
+}
+
+static int32_t hash_range(be_flash_t *f, uint32_t addr, uint32_t len, uint8_t out[UNIT_HASH])
+{
+    uint8_t buf[SCAN_BUF], digest[32];
+    be_sha256_t c;
+    be_sha256_init(&c, BE_SHA_AUTO);
+    while (len) {
+        uint32_t n = len < sizeof buf ? len : (uint32_t)sizeof buf;
+        int32_t rc = be_flash_read(f, addr, buf, n);
+        if (rc) {
+            return rc;
+        }
+        be_sha256_update(&c, buf, n);
+        addr += n;
+        len -= n;
+    }
+    be_sha256_final(&c, digest);
+    memcpy(out, digest, UNIT_HASH);
+    return BE_OK;
+}
+
+int32_t be_erase_range(be_flash_t *f, uint32_t addr, uint32_t len)
+{
+    uint32_t end = addr + len;
+    while (addr < end) {
+        uint32_t start, size;
+        int32_t rc = be_flash_sector(f, addr, NULL, &start, &size);
+        if (rc) {
+            return rc;
+        }
+        rc = be_flash_is_erased(f, start, size);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 0) {
+            rc = be_flash_erase(f, start);
+            if (rc) {
+                return rc;
+            }
+        }
+        addr = start + size;
+    }
+    return BE_OK;
+}
+
+/* Offset in the plan area where the next entry goes: past the last used byte. */
+static int32_t plan_free_offset(be_device_t *d, uint32_t *off)
+{
+    uint8_t buf[SCAN_BUF];
+    uint32_t end = d->layout.plan_size;
+    while (end) {
+        uint32_t n = end < sizeof buf ? end : (uint32_t)sizeof buf;
+        int32_t rc = be_flash_read(d->flash, d->layout.plan_addr + end - n, buf, n);
+        if (rc) {
+            return rc;
+        }
+        for (uint32_t i = n; i > 0; i--) {
+            if (buf[i - 1] != 0xFF) {
+                *off = round_up(end - n + i, 32);
+                return BE_OK;
+            }
+        }
+        end -= n;
+    }
+    *off = 0;
+    return BE_OK;
+}
+
+int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_record_t *r)
+{
+    uint8_t hdr[PLAN_HDR], body[COPY_BUF], digest[32];
+    uint32_t n_old = units_of(old_size, d->unit), n_new = units_of(new_size, d->unit);
+    uint32_t n = n_old > n_new ? n_old : n_new;
+    uint32_t len = plan_len(n), off;
+    if (len > d->layout.plan_size) {
+        return BE_ERR_PLAN;
+    }
+    int32_t rc = plan_free_offset(d, &off);
+    if (rc) {
+        return rc;
+    }
+    if (off + len > d->layout.plan_size) {
+        rc = be_erase_range(d->flash, d->layout.plan_addr, d->layout.plan_size);
+        if (rc) {
+            return rc;
+        }
+        off = 0;
+    }
+    uint32_t base = d->layout.plan_addr + off;
+    memset(hdr, 0xFF, sizeof hdr);
+    be_put32(hdr + 0, PLAN_MAGIC);
+    be_put32(hdr + 4, old_size);
+    be_put32(hdr + 8, new_size);
+    be_put32(hdr + 12, d->unit);
+    be_put32(hdr + 16, n);
+    be_sha256_t c;
+    be_sha256_init(&c, BE_SHA_AUTO);
+    be_sha256_update(&c, hdr, 24);
+
+    /* body: hash every unit, flushing whole buffers as they fill */
+    uint32_t body_len = len - PLAN_HDR, pos = 0, fill = 0;
+    memset(body, 0xFF, sizeof body);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i < n_old) {
+            rc = hash_range(d->flash, primary_unit(d, i), unit_len(old_size, d->unit, i), body + fill);
+            if (rc) {
+                return rc;
+            }
+        }
+        if (i < n_new) {
+            rc = hash_range(d->flash, secondary_unit(d, i + 1), unit_len(new_size, d->unit, i),
+                            body + fill + UNIT_HASH);
+            if (rc) {
+                return rc;
+            }
+        }
+        fill += 2 * UNIT_HASH;
+        if (fill == sizeof body || i + 1 == n) {
+            uint32_t chunk = i + 1 == n ? body_len - pos : fill;
+            be_sha256_update(&c, body, chunk);
+            rc = be_flash_write(d->flash, base + PLAN_HDR + pos, body, chunk);
+            if (rc) {
+                return rc;
+            }
+            pos += chunk;
+            fill = 0;
+            memset(body, 0xFF, sizeof body);
+        }
+    }
+    be_sha256_final(&c, digest);
+    memcpy(hdr + 24, digest, 8);
+    rc = be_flash_write(d->flash, base, hdr, sizeof hdr);
+    if (rc) {
+        return rc;
+    }
+    r->offset = off;
+    r->size = len;
+    r->check = be_get32(digest);
+    return BE_OK;
+}
+
+int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
+{
+    uint8_t hdr[PLAN_HDR], buf[SCAN_BUF], digest[32];
+    if ((uint64_t)r->offset + r->size > d->layout.plan_size || r->size < PLAN_HDR) {
+        return BE_ERR_CORRUPT;
+    }
+    uint32_t base = d->layout.plan_addr + r->offset;
+    int32_t rc = be_flash_read(d->flash, base, hdr, sizeof hdr);
+    if (rc) {
+        return rc;
+    }
+    uint32_t old_size = be_get32(hdr + 4), new_size = be_get32(hdr + 8), n = be_get32(hdr + 16);
+    if (be_get32(hdr) != PLAN_MAGIC || be_get32(hdr + 12) != d->unit || n > 0xFFFFu ||
+        plan_len(n) != r->size || units_of(old_size, d->unit) > n ||
+        units_of(new_size, d->unit) > n) {
+        return BE_ERR_CORRUPT;
+    }
+    be_sha256_t c;
+    be_sha256_init(&c, BE_SHA_AUTO);
+    be_sha256_update(&c, hdr, 24);
+    for (uint32_t pos = PLAN_HDR; pos < r->size;) {
+        uint32_t k = r->size - pos < sizeof buf ? r->size - pos : (uint32_t)sizeof buf;
+        rc = be_flash_read(d->flash, base + pos, buf, k);
+        if (rc) {
+            return rc;
+        }
+        be_sha256_update(&c, buf, k);
+        pos += k;
+    }
+    be_sha256_final(&c, digest);
+    if (memcmp(digest, hdr + 24, 8) != 0 || be_get32(digest) != r->check) {
+        return BE_ERR_CORRUPT;
+    }
+    p->addr = base;
+    p->old_size = old_size;
+    p->new_size = new_size;
+    p->n_units = n;
+    return BE_OK;
+}
+
+/* Make dst hold the unit whose hash is `expect`, copying it from src.
+ * Already there: nothing is written. Source not as expected: refuse. */
+static int32_t ensure_unit(be_device_t *d, uint32_t dst, uint32_t src, uint32_t len,
+                           const uint8_t expect[UNIT_HASH])
+{
+    uint8_t h[UNIT_HASH], buf[COPY_BUF];
+    int32_t rc = hash_range(d->flash, dst, len, h);
+    if (rc || memcmp(h, expect, UNIT_HASH) == 0) {
+        return rc;
+    }
+    rc = hash_range(d->flash, src, len, h);
+    if (rc) {
+        return rc;
+    }
+    if (memcmp(h, expect, UNIT_HASH) != 0) {
+        return BE_ERR_CORRUPT;
+    }
+    rc = be_erase_range(d->flash, dst, d->unit);
+    if (rc) {
+        return rc;
+    }
+    uint32_t total = round_up(len, d->flash->geo.write_align);
+    for (uint32_t pos = 0; pos < total;) {
+        uint32_t n = total - pos < COPY_BUF ? total - pos : (uint32_t)COPY_BUF;
+        rc = be_flash_read(d->flash, src + pos, buf, n);
+        if (!rc) {
+            rc = be_flash_write(d->flash, dst + pos, buf, n);
+        }
+        if (rc) {
+            return rc;
+        }
+        pos += n;
+    }
+    return BE_OK;
+}
+
+static int32_t unit_hash(be_device_t *d, const be_plan_t *p, uint32_t i, uint32_t which,
+                         uint8_t out[UNIT_HASH])
+{
+    return be_flash_read(d->flash, p->addr + PLAN_HDR + i * 2 * UNIT_HASH + which * UNIT_HASH, out,
+                         UNIT_HASH);
+}
+
+int32_t be_swap_install(be_device_t *d, const be_plan_t *p)
+{
+    uint8_t h[UNIT_HASH];
+    for (uint32_t i = 0; i < p->n_units; i++) {
+        uint32_t old_len = unit_len(p->old_size, d->unit, i);
+        uint32_t new_len = unit_len(p->new_size, d->unit, i);
+        int32_t rc;
+        if (old_len) {
+            rc = unit_hash(d, p, i, 0, h);
+            if (!rc) {
+                rc = ensure_unit(d, secondary_unit(d, i), primary_unit(d, i), old_len, h);
+            }
+            if (rc) {
+                return rc;
+            }
+        }
+        if (new_len) {
+            rc = unit_hash(d, p, i, 1, h);
+            if (!rc) {
+                rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, i + 1), new_len, h);
+            }
+            if (rc) {
+                return rc;
+            }
+        }
+    }
+    return BE_OK;
+}
+
+int32_t be_swap_revert(be_device_t *d, const be_plan_t *p)
+{
+    uint8_t h[UNIT_HASH];
+    for (uint32_t i = 0; i < p->n_units; i++) {
+        uint32_t old_len = unit_len(p->old_size, d->unit, i);
+        if (!old_len) {
+            continue;
+        }
+        int32_t rc = unit_hash(d, p, i, 0, h);
+        if (!rc) {
+            rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, i), old_len, h);
+        }
+        if (rc) {
+            return rc;
+        }
+    }
+    return BE_OK;
+}
