@@ -43,6 +43,18 @@ class NoBootableImage(CoreError):
     """No image can run: the device stays in its bootloader."""
 
 
+class ImageFormatError(BridgeEmuError):
+    """An MCUboot/imgtool image (or a key or version for one) is malformed, seen from Python.
+
+    `reason`, when set, is the be_err_t name the C validator gives for the same
+    defect (e.g. "BE_ERR_IMG_TLV_TRUNCATED").
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        self.reason = reason
+        super().__init__(message)
+
+
 def error_for(code: int, where: str = "") -> CoreError:
     if code == lib.BE_ERR_POWER_CUT:
         return PowerCut(code, where)
