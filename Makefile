@@ -28,10 +28,10 @@ test-slow: $(STAMP)
 
 # The C core under AddressSanitizer + UBSan, running the tests that drive it.
 sanitize: $(STAMP)
-	rm -rf build/sanitize && mkdir -p build/sanitize
-	cd build/sanitize && BE_SANITIZE=1 ../../$(PYTHON) ../../native/build_ffi.py >build.log 2>&1 \
-	  || (cat build.log; exit 1)
-	BE_NATIVE_DIR=build/sanitize LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
+	rm -rf build/sanitize
+	BE_SANITIZE=1 $(PYTHON) native/build_ffi.py build/sanitize >build-sanitize.log 2>&1 \
+	  || (cat build-sanitize.log; exit 1)
+	BE_NATIVE_DIR=build/sanitize/bridge_emu LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTHON) -m pytest -q -m "native and not slow" -p no:cacheprovider
 

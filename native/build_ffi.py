@@ -37,16 +37,31 @@ if os.environ.get("BE_SANITIZE") == "1":
     ]
     ldflags = ["-fsanitize=address,undefined"]
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_text())
-ffibuilder.set_source(
-    "bridge_emu._native",
-    '#include "be.h"',
-    sources=SOURCES,
-    include_dirs=[str(HERE.relative_to(HERE.parent))],
-    extra_compile_args=cflags,
-    extra_link_args=ldflags,
-)
+
+def make_builder(absolute: bool = False) -> FFI:
+    """Relative paths for the package build (setup.py runs from the project
+    root); absolute ones for a standalone build, which cffi runs in its tmpdir."""
+    root = HERE.parent
+    builder = FFI()
+    builder.cdef(_cdef_text())
+    builder.set_source(
+        "bridge_emu._native",
+        '#include "be.h"',
+        sources=[str(root / s) for s in SOURCES] if absolute else SOURCES,
+        include_dirs=[str(HERE) if absolute else str(HERE.relative_to(root))],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    # Standalone build (the sanitizer build): python native/build_ffi.py OUTDIR
+    import sys
+
+    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "build/native")
+    out.mkdir(parents=True, exist_ok=True)
+    built = pathlib.Path(make_builder(absolute=True).compile(tmpdir=str(out.resolve()), verbose=False))
+    print(built)
