@@ -125,18 +125,26 @@ class Layout:
 
     @classmethod
     def simple(cls, geometry: Geometry, mode: str, **kw) -> "Layout":
-        """Log in sectors 0-1, plan in sector 2 (copy-swap); the rest split
-        between the slots (copy-swap: the secondary gets one more sector)."""
+        """Log in sectors 0-1; copy-swap: plan area in the next sector(s), as
+        many as a plan for a full slot needs; the rest split between the slots
+        (copy-swap: the secondary gets one more sector)."""
         secs = geometry.sectors()
         sizes = {s for _, s in secs}
         if len(sizes) != 1:
             raise DeviceFileError("Layout.simple needs a uniform geometry; give the layout explicitly")
         sec = secs[0][1]
         if mode == "copy-swap":
-            n = (len(secs) - 3 - 1) // 2
-            base = 3 * sec
+            plan = 1
+            while True:
+                n = (len(secs) - 2 - plan - 1) // 2
+                if n < 1:
+                    raise DeviceFileError(f"{len(secs)} sectors are too few for a copy-swap layout")
+                if 32 + _align(16 * n, 32) <= plan * sec:
+                    break
+                plan += 1
+            base = (2 + plan) * sec
             return cls(mode, (0, sec), ((base, n * sec), (base + n * sec, (n + 1) * sec)),
-                       plan=(2 * sec, sec), **kw)
+                       plan=(2 * sec, plan * sec), **kw)
         if mode == "bank-switch":
             n = (len(secs) - 2) // 2
             base = 2 * sec
