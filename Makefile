@@ -38,5 +38,8 @@ sanitize: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m bench
 
+demo: $(STAMP)
+	$(BIN)/bridge-emu demo
+
 clean:
 	rm -rf build $(VENV) bridge_emu/_native*.so bridge_emu/_native.c *.egg-info

@@ -176,6 +176,16 @@ class Device:
         slot = self.ctx.running - 1
         return self.flash.read(self.image_addr(slot), self.ctx.run_info.total_size)
 
+    def slot_image(self, slot: int) -> tuple[ImageInfo | None, str | None]:
+        """(info, None) if the slot holds an image the bootloader would accept,
+        else (header info or None, error name)."""
+        info = ffi.new("be_image_info_t *")
+        rc = lib.be_slot_validate(self.ctx, slot, info)
+        if rc == 0:
+            return ImageInfo.from_c(info), None
+        name = ffi.string(lib.be_err_name(rc)).decode()
+        return (ImageInfo.from_c(info) if info.hdr_size else None), name
+
     @property
     def security_counter(self) -> int:
         out = ffi.new("uint32_t *")

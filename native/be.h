@@ -322,5 +322,7 @@ int32_t be_dl_addr(const be_device_t *d, uint32_t *addr);
 int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info);
 /* Drop a download or pending image. */
 int32_t be_dl_discard(be_device_t *d);
+/* Validate the image in a slot as the bootloader would (inspection only). */
+int32_t be_slot_validate(be_device_t *d, uint32_t slot, be_image_info_t *info);
 
 #endif

@@ -680,3 +680,11 @@ int32_t be_dl_discard(be_device_t *d)
     }
     return append(d, BE_ST_CONFIRMED, d->rec.bank);
 }
+
+int32_t be_slot_validate(be_device_t *d, uint32_t slot, be_image_info_t *info)
+{
+    if (!d || slot > 1) {
+        return BE_ERR_ARG;
+    }
+    return validate(d, slot, info);
+}
