@@ -246,8 +246,11 @@ def sign_image(payload: bytes, key: ec.EllipticCurvePrivateKey | None, *,
                security_counter: int | None = None, load_addr: int = 0, flags: int = 0,
                header_pad: int = 0xFF, slot_size: int | None = None,
                protected_tlvs: Iterable[tuple[int, bytes]] = (),
-               extra_tlvs: Iterable[tuple[int, bytes]] = ()) -> bytes:
+               extra_tlvs: Iterable[tuple[int, bytes]] = (), pad_sig: bool = False) -> bytes:
     """A complete image: signed region, then TLVs SHA256, KEYHASH, ECDSA_SIG, extra_tlvs.
+
+    pad_sig pads the DER signature with zeros to 72 bytes, as `imgtool
+    --pad-sig` does, so the image's size does not depend on the signature.
 
     key None gives an unsigned image (SHA256 only). header_pad 0xFF is what
     `imgtool --pad-header` writes (its erased value); 0x00 is what imgtool
@@ -262,7 +265,8 @@ def sign_image(payload: bytes, key: ec.EllipticCurvePrivateKey | None, *,
     if key is not None:
         _require_p256(key, "signing key")
         tlvs.append((TLV_KEYHASH, key_hash(key)))
-        tlvs.append((TLV_ECDSA_SIG, sign_digest(key, digest)))
+        sig = sign_digest(key, digest)
+        tlvs.append((TLV_ECDSA_SIG, sig.ljust(72, b"\0") if pad_sig else sig))
     tlvs.extend(extra_tlvs)
     image = region + tlv_area(tlvs)
     if slot_size is not None and len(image) > slot_size:
