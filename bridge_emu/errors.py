@@ -62,6 +62,8 @@ def error_for(code: int, where: str = "") -> CoreError:
         return NoBootableImage(code, where)
     if lib.BE_ERR_IMG_MAGIC >= code >= lib.BE_ERR_CRYPTO:
         return ImageError(code, where)
+    if lib.BE_ERR_OTA_MAGIC >= code >= lib.BE_ERR_OTA_MAGIC - 19:  # the OTA block, -40..-59
+        return ImageError(code, where)
     if lib.BE_ERR_STATE >= code > lib.BE_ERR_IMG_MAGIC:
         return StateError(code, where)
     return FlashError(code, where)

@@ -50,7 +50,18 @@ typedef enum be_err {
     BE_ERR_IMG_ROLLBACK = -34,      /* security counter below the device's OTP counter */
     BE_ERR_IMG_DOWNGRADE = -35,     /* version lower than the running image's */
     BE_ERR_IMG_UNSUPPORTED = -36,   /* flags ask for a feature this bootloader lacks (encryption, ...) */
-    BE_ERR_CRYPTO = -37             /* the host crypto backend failed or is missing */
+    BE_ERR_CRYPTO = -37,            /* the host crypto backend failed or is missing */
+    /* ZigBee OTA file verification (-40..-59) */
+    BE_ERR_OTA_MAGIC = -40,         /* file does not start with 0x0BEEF11E */
+    BE_ERR_OTA_HEADER = -41,        /* header fields impossible (version, header_length, hw range) */
+    BE_ERR_OTA_SIZE = -42,          /* shorter than a header, or total_image_size != downloaded length */
+    BE_ERR_OTA_MANUFACTURER = -43,  /* manufacturer code is not the device's */
+    BE_ERR_OTA_IMAGE_TYPE = -44,    /* image type is not the device's */
+    BE_ERR_OTA_HW_VERSION = -45,    /* device hardware version outside the file's [min, max] */
+    BE_ERR_OTA_BODY = -46,          /* body malformed: sub-element past the end, bad tag 0x0003, ... */
+    BE_ERR_OTA_NO_SIG = -47,        /* GBCS body has no force_replace || 0x40 || signature trailer */
+    BE_ERR_OTA_SIG = -48,           /* supplier signature over the manufacturer image does not verify */
+    BE_ERR_OTA_INTEGRITY = -49      /* AES-MMO image integrity code (tag 0x0003) does not match */
 } be_err_t;
 
 /* Short stable identifier ("BE_ERR_IMG_HASH") and a sentence for a code. */
@@ -324,5 +335,88 @@ int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *inf
 int32_t be_dl_discard(be_device_t *d);
 /* Validate the image in a slot as the bootloader would (inspection only). */
 int32_t be_slot_validate(be_device_t *d, uint32_t slot, be_image_info_t *info);
+
+/* ------------------------------------------------------ AES-128, AES-MMO */
+
+/* AES-128 (FIPS-197), encryption only: the expanded key, 11 round keys. */
+typedef struct be_aes128 {
+    uint8_t rk[176];
+} be_aes128_t;
+
+void be_aes128_init(be_aes128_t *ctx, const uint8_t key[16]);
+void be_aes128_encrypt(const be_aes128_t *ctx, const uint8_t in[16], uint8_t out[16]);
+
+/* ZigBee AES-MMO hash (Matyas-Meyer-Oseas over AES-128, ZigBee spec B.6),
+ * streaming. Messages of 2^32 bits (512 MiB) or more have no padding:
+ * be_mmo_final then returns BE_ERR_RANGE (out is zeroed). */
+typedef struct be_mmo {
+    uint8_t h[16];
+    uint8_t buf[16];
+    uint32_t buf_len;
+    uint64_t total;     /* bytes hashed so far */
+} be_mmo_t;
+
+void be_mmo_init(be_mmo_t *ctx);
+void be_mmo_update(be_mmo_t *ctx, const uint8_t *data, size_t len);
+int32_t be_mmo_final(be_mmo_t *ctx, uint8_t out[16]);
+int32_t be_mmo(const uint8_t *data, size_t len, uint8_t out[16]);
+
+/* ------------------------------------------------ ZigBee OTA file checks */
+
+typedef enum be_ota_body {
+    BE_OTA_BODY_GBCS = 1,       /* Manufacturer Image || force_replace || 0x40 || r||s (GBCS 11.2) */
+    BE_OTA_BODY_GENERIC = 2     /* ZCL sub-elements: tag u16, length u32, data */
+} be_ota_body_t;
+
+typedef enum be_ota_integrity {
+    BE_OTA_MMO_NONE = 0,        /* no tag 0x0003 in the file */
+    BE_OTA_MMO_STANDARD = 1,    /* AES-MMO of every byte before the sub-element */
+    BE_OTA_MMO_WITH_TAG = 2     /* vendor variant: ... and its 6-byte tag header too */
+} be_ota_integrity_t;
+
+/* What the device is: a file for anything else is refused. */
+typedef struct be_ota_expect {
+    uint16_t manufacturer;
+    uint16_t image_type;
+    uint16_t hw_version;        /* checked against the file's range, if it has one */
+    uint16_t reserved;
+    uint32_t body;              /* be_ota_body_t */
+} be_ota_expect_t;
+
+/* What the file holds. Offsets are from the start of the file. */
+typedef struct be_ota_info {
+    uint16_t header_version;
+    uint16_t header_length;
+    uint16_t field_control;     /* 1: credential version, 2: destination, 4: hw range */
+    uint16_t manufacturer;
+    uint16_t image_type;
+    uint16_t stack_version;
+    uint32_t file_version;
+    uint32_t total_image_size;
+    uint8_t header_string[32];
+    uint8_t security_credential_version;    /* if field_control & 1 */
+    uint8_t destination[8];     /* upgrade file destination EUI64 as stored, if field_control & 2 */
+    uint16_t hw_min;            /* if field_control & 4 */
+    uint16_t hw_max;
+    uint32_t body;              /* be_ota_body_t checked */
+    uint32_t image_off;         /* GBCS: manufacturer image; generic: first tag 0x0000's data */
+    uint32_t image_len;
+    uint32_t force_replace;     /* GBCS */
+    uint32_t n_elements;        /* generic: sub-elements walked */
+    uint32_t sig_checked;       /* 1: the supplier signature verified */
+    uint32_t integrity;         /* be_ota_integrity_t that matched */
+    uint32_t integrity_off;     /* offset of the tag 0x0003 sub-element header */
+    uint8_t image_hash[32];     /* GBCS: SHA-256 of the manufacturer image (alert 0x8F72) */
+    uint8_t mmo[16];            /* AES-MMO computed (the variant that matched, else standard) */
+} be_ota_info_t;
+
+/* Verify the downloaded OTA file at [addr, addr + len) of the flash, reading
+ * it only through be_flash_read and never outside that range. GBCS bodies
+ * need crypto and the supplier's public key (DER SubjectPublicKeyInfo);
+ * generic bodies use neither (both may be NULL). info may be NULL; on a
+ * failure it holds what was read before it. */
+int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_expect_t *expect,
+                      const be_crypto_t *crypto, const uint8_t *supplier_key,
+                      uint32_t supplier_key_len, be_ota_info_t *info);
 
 #endif

@@ -39,6 +39,16 @@ static const be_err_entry_t ERRORS[] = {
     {BE_ERR_IMG_DOWNGRADE, "BE_ERR_IMG_DOWNGRADE", "image version is lower than the running image's"},
     {BE_ERR_IMG_UNSUPPORTED, "BE_ERR_IMG_UNSUPPORTED", "image flags ask for a feature this bootloader does not have"},
     {BE_ERR_CRYPTO, "BE_ERR_CRYPTO", "the host crypto backend failed or is missing"},
+    {BE_ERR_OTA_MAGIC, "BE_ERR_OTA_MAGIC", "OTA file does not start with the magic 0x0BEEF11E"},
+    {BE_ERR_OTA_HEADER, "BE_ERR_OTA_HEADER", "OTA header fields are impossible (version, header length or hardware version range)"},
+    {BE_ERR_OTA_SIZE, "BE_ERR_OTA_SIZE", "OTA file is shorter than its header, or its total image size differs from the downloaded length"},
+    {BE_ERR_OTA_MANUFACTURER, "BE_ERR_OTA_MANUFACTURER", "OTA file is for another manufacturer"},
+    {BE_ERR_OTA_IMAGE_TYPE, "BE_ERR_OTA_IMAGE_TYPE", "OTA file is for another image type"},
+    {BE_ERR_OTA_HW_VERSION, "BE_ERR_OTA_HW_VERSION", "device hardware version is outside the OTA file's range"},
+    {BE_ERR_OTA_BODY, "BE_ERR_OTA_BODY", "OTA file body is malformed (sub-element past the end, bad integrity code element, empty image)"},
+    {BE_ERR_OTA_NO_SIG, "BE_ERR_OTA_NO_SIG", "OTA file carries no GBCS supplier signature"},
+    {BE_ERR_OTA_SIG, "BE_ERR_OTA_SIG", "supplier signature over the manufacturer image does not verify"},
+    {BE_ERR_OTA_INTEGRITY, "BE_ERR_OTA_INTEGRITY", "OTA image integrity code (AES-MMO) does not match"},
 };
 
 static const be_err_entry_t *find(int32_t err)
