@@ -254,6 +254,9 @@ class Flash:
         except OSError as e:
             raise DeviceFileError(f"{path}: cannot open device file ({e.strerror})") from None
         head = f.read(PAGE)
+        if len(head) < 12:
+            f.close()
+            raise DeviceFileError(f"{path}: truncated ({len(head)} bytes; not even a header)")
         if head[:8] != MAGIC:
             f.close()
             raise DeviceFileError(f"{path}: not a bridge-emu device file (bad magic)")

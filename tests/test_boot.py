@@ -144,9 +144,6 @@ def test_open_refuses_damaged_files_naming_the_path(tmp_path, damage):
     assert str(path) in str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Flash.open unpacks the config length at bytes 8..11 "
-                   "without checking the header is that long: a file truncated to 8..11 bytes "
-                   "(magic intact) raises struct.error instead of DeviceFileError")
 def test_open_file_truncated_inside_the_length_field(tmp_path):
     good = _device_file(tmp_path)
     for n in (8, 10, 11):
