@@ -38,6 +38,10 @@ sanitize: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m bench
 
+# Rebuild images/ byte for byte from images/keys (deterministic signatures).
+images: $(STAMP)
+	$(PYTHON) -m bridge_emu.imageset images
+
 demo: $(STAMP)
 	$(BIN)/bridge-emu demo
 

@@ -83,6 +83,148 @@ def _print_state(r: dict) -> None:
               f" most-erased sector {r['max_sector_erases']} times")
 
 
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from bridge_emu.keys import generate
+
+    for role, files in generate(args.out, args.prefix, force=args.force).items():
+        print(f"{role}: {files.private}  {files.public}" + (f"  {files.certificate}" if files.certificate else ""))
+    return 0
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (decimal or 0x-hex)") from None
+
+
+def _cmd_image_build(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from bridge_emu.imagetool import BuildSpec, build
+    from bridge_emu.keys import load_private_key
+
+    hw = None
+    if args.hw_min is not None or args.hw_max is not None:
+        if args.hw_min is None or args.hw_max is None:
+            raise BridgeEmuError("--hw-min and --hw-max go together")
+        hw = (args.hw_min, args.hw_max)
+    behaviour = {k: True for k in ("fails_self_test", "crashes_at_boot", "never_rejoins") if getattr(args, k)}
+    spec = BuildSpec(args.type, args.version, security_counter=args.security_counter,
+                     manufacturer=args.manufacturer, image_type=args.image_type, hw_range=hw,
+                     payload_size=args.payload_size, build_id=args.build_id, behaviour=behaviour)
+    name, data = build(spec, load_private_key(args.manufacturer_key), load_private_key(args.supplier_key))
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_bytes(data)
+    print(out / name)
+    return 0
+
+
+def _image_files(paths: list[str]) -> list:
+    import pathlib
+
+    files = []
+    for p in map(pathlib.Path, paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in (".zigbee", ".ota", ".bin")))
+        else:
+            files.append(p)
+    return files
+
+
+def _cmd_image_info(args: argparse.Namespace) -> int:
+    from bridge_emu.imagetool import inspect
+    from bridge_emu.keys import load_public_key
+
+    supplier = load_public_key(args.supplier_cert or args.supplier_key) if (args.supplier_cert or args.supplier_key) else None
+    manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
+    files = _image_files(args.files)
+    reports, status = [], 0
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            reports.append({"file": str(f), "error": f"cannot read ({e.strerror})"})
+            status = 2
+            continue
+        try:
+            reports.append({"file": str(f), **inspect(data, supplier_key=supplier, manufacturer_key=manufacturer)})
+        except BridgeEmuError as e:
+            reports.append({"file": str(f), "error": str(e)})
+            status = 2
+    if args.json:
+        print(json.dumps(reports[0] if len(args.files) == 1 and len(reports) == 1 and not
+                         __import__("pathlib").Path(args.files[0]).is_dir() else reports, indent=2))
+    else:
+        for r in reports:
+            _print_info(r)
+    return status
+
+
+def _print_info(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.rule(r["file"])
+    if "error" in r:
+        con.print(f"[red]unreadable[/]: {r['error']}")
+        return
+    h = r["header"]
+    t = Table("field", "value", show_header=False, box=None)
+    for k, v in h.items():
+        if v is None:
+            continue
+        t.add_row(k, f"0x{v:X} ({v})" if isinstance(v, int) and k not in ("header_length", "total_image_size") else str(v))
+    con.print(t)
+    con.print(f"file {r['size']} bytes, sha256 {r['sha256']}, body: {r['body_kind']}")
+    if "gbcs" in r:
+        g = r["gbcs"]
+        con.print(f"manufacturer image {g['manufacturer_image_size']} bytes, hash {g['manufacturer_image_hash']},"
+                  f" force_replace {g['force_replace']}, {'signed' if g['signed'] else '[yellow]unsigned[/]'}")
+        inner = r["inner_image"]
+        if inner.get("format") == "mcuboot":
+            fw = inner.get("firmware", {})
+            flags = [k for k in ("fails_self_test", "crashes_at_boot", "never_rejoins") if fw.get(k)]
+            con.print(f"bootable image {inner['version']}, security counter {inner['security_counter']},"
+                      f" payload {inner['payload_size']} bytes; firmware {fw.get('bridge_type', '?')}"
+                      f" {fw.get('version', '')} {' '.join(flags)}")
+        else:
+            con.print(f"bootable image: {inner.get('error')}")
+    for name, ok in r["signatures"].items():
+        con.print(f"{name} signature: " + ("[green]verifies[/]" if ok else "[red]does not verify[/]"))
+    for a in r["anomalies"]:
+        con.print(f"[yellow]anomaly[/] {a['kind']} at offset {a['offset']}: {a['message']}")
+
+
+def _cmd_image_verify(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from bridge_emu.codec.ota_file import OtaFileError
+    from bridge_emu.imagetool import verify
+    from bridge_emu.keys import load_public_key
+
+    supplier = load_public_key(args.supplier_cert or args.supplier_key)
+    manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
+    path = pathlib.Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BridgeEmuError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        v = verify(data, supplier_key=supplier, manufacturer_key=manufacturer, hw_version=args.hw_version)
+    except OtaFileError as e:
+        raise BridgeEmuError(f"{path}: unreadable: {e}") from None
+    if args.json:
+        print(json.dumps({"file": str(path), "valid": v.valid, "reasons": v.reasons, "checks": v.checks}, indent=2))
+    else:
+        print(f"{path}: {'valid' if v.valid else 'INVALID'}")
+        for reason in v.reasons:
+            print(f"  - {reason}")
+    return 0 if v.valid else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bridge-emu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -96,11 +238,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", help="the device's flash file")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_state)
+
+    k = sub.add_parser("keys", help="test key pairs").add_subparsers(dest="keys_command", required=True)
+    kg = k.add_parser("generate", help="write TEST-ONLY manufacturer and supplier P-256 key pairs (PEM)")
+    kg.add_argument("--out", default=".", help="directory (default: current)")
+    kg.add_argument("--prefix", default="TEST-ONLY", help="file name prefix (default: TEST-ONLY)")
+    kg.add_argument("--force", action="store_true", help="overwrite existing key files")
+    kg.set_defaults(func=_cmd_keys_generate)
+
+    im = sub.add_parser("image", help="firmware files").add_subparsers(dest="image_command", required=True)
+    b = im.add_parser("build", help="build a signed GBCS OTA file for a bridge type")
+    b.add_argument("--type", required=True, help="bridge type B1..B4 (gives the defaults below)")
+    b.add_argument("--version", required=True, help="firmware version major.minor.revision[+build]")
+    b.add_argument("--manufacturer-key", required=True, help="PEM private key signing the bootable image")
+    b.add_argument("--supplier-key", required=True, help="PEM private key signing the GBCS Upgrade Image")
+    b.add_argument("--security-counter", type=_int, default=1)
+    b.add_argument("--manufacturer", type=_int, help="manufacturer code (default: the profile's)")
+    b.add_argument("--image-type", type=_int, help="image type (default: the profile's)")
+    b.add_argument("--hw-min", type=_int, help="minimum hardware version")
+    b.add_argument("--hw-max", type=_int, help="maximum hardware version")
+    b.add_argument("--payload-size", type=_int, help="emulated firmware payload bytes")
+    b.add_argument("--build-id", default="", help="up to 16 ASCII characters")
+    for flag in ("fails-self-test", "crashes-at-boot", "never-rejoins"):
+        b.add_argument(f"--{flag}", action="store_true", help="behaviour switch of the emulated firmware")
+    b.add_argument("-o", "--out", default=".", help="output directory (file named MMMM-TTTT-VVVVVVVV-hash.zigbee)")
+    b.set_defaults(func=_cmd_image_build)
+
+    i = im.add_parser("info", help="every header field, body layout, hashes, anomalies")
+    i.add_argument("files", nargs="+", help="OTA files or directories of them")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--supplier-cert", help="X.509 certificate (PEM/DER) to check the supplier signature")
+    i.add_argument("--supplier-key", help="public (or private) key to check the supplier signature")
+    i.add_argument("--manufacturer-key", help="key to check the bootable image's signature")
+    i.set_defaults(func=_cmd_image_info)
+
+    v = im.add_parser("verify", help="verify as a bridge does: exit 0 valid, 1 invalid, 2 unreadable")
+    v.add_argument("file")
+    sk = v.add_mutually_exclusive_group(required=True)
+    sk.add_argument("--supplier-cert", help="X.509 certificate (PEM/DER) of the supplier")
+    sk.add_argument("--supplier-key", help="supplier public (or private) key, PEM/DER")
+    v.add_argument("--manufacturer-key", help="also verify the bootable image with this key")
+    v.add_argument("--hw-version", type=_int, help="check this hardware version against the file's range")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_cmd_image_verify)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: bad arguments are exit status 2
+        return int(e.code or 0)
     try:
         return args.func(args)
     except BridgeEmuError as e:

@@ -1,0 +1,140 @@
+"""Test key pairs: the manufacturer's (signs the bootable image, provisioned
+in the device's OTP) and the supplier's (signs the GBCS Upgrade Image; its
+certificate is what a device or a tool verifies it with).
+
+Every file written says TEST-ONLY in its name: these keys sign emulator
+images, never anything that ships.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bridge_emu.errors import BridgeEmuError
+
+ROLES = ("manufacturer", "supplier")
+KeySource = "str | os.PathLike | bytes | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey | x509.Certificate"
+
+
+class KeyFileError(BridgeEmuError):
+    """A key or certificate file is missing, unreadable or of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    private: pathlib.Path
+    public: pathlib.Path
+    certificate: pathlib.Path | None
+
+
+def key_paths(directory: str | os.PathLike, role: str, prefix: str = "TEST-ONLY") -> KeyFiles:
+    d = pathlib.Path(directory)
+    stem = f"{prefix}-{role}-p256"
+    return KeyFiles(d / f"{stem}.key.pem", d / f"{stem}.pub.pem",
+                    d / f"{stem}.cert.pem" if role == "supplier" else None)
+
+
+def generate_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _read(source) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), "key bytes"
+    if isinstance(source, str) and source.lstrip().startswith("-----BEGIN"):
+        return source.encode(), "key text"
+    path = pathlib.Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
+
+
+def load_public_key(source) -> ec.EllipticCurvePublicKey:
+    """The P-256 public key in `source`: a path, PEM or DER bytes (public key,
+    private key or X.509 certificate), or a key or certificate object.
+    The one loader of the project: every verifier takes keys through it."""
+    key = source
+    if not isinstance(source, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey, x509.Certificate)):
+        raw, what = _read(source)
+        try:
+            if raw.lstrip().startswith(b"-----BEGIN"):
+                if b"CERTIFICATE-----" in raw:
+                    key = x509.load_pem_x509_certificate(raw)
+                elif b"PRIVATE KEY-----" in raw:
+                    key = serialization.load_pem_private_key(raw, password=None)
+                else:
+                    key = serialization.load_pem_public_key(raw)
+            else:
+                try:
+                    key = serialization.load_der_public_key(raw)
+                except ValueError:
+                    key = x509.load_der_x509_certificate(raw)
+        except (ValueError, TypeError) as e:
+            raise KeyFileError(f"{what}: not a PEM/DER public key, private key or certificate ({e})") from None
+    if isinstance(key, x509.Certificate):
+        key = key.public_key()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        key = key.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise KeyFileError(f"not an ECDSA P-256 key: {type(key).__name__}")
+    return key
+
+
+def load_private_key(source) -> ec.EllipticCurvePrivateKey:
+    raw, what = _read(source)
+    try:
+        key = serialization.load_pem_private_key(raw, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyFileError(f"{what}: not a PEM private key ({e})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise KeyFileError(f"{what}: not an ECDSA P-256 private key")
+    return key
+
+
+def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bridge-emu TEST ONLY")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
+def generate(directory: str | os.PathLike, prefix: str = "TEST-ONLY", *, force: bool = False) -> dict[str, KeyFiles]:
+    """Write a manufacturer and a supplier P-256 key pair (and the supplier's
+    self-signed certificate) into directory. Existing files are kept unless force."""
+    out = {}
+    for role in ROLES:
+        paths = key_paths(directory, role, prefix)
+        existing = [p for p in (paths.private, paths.public, paths.certificate) if p and p.exists()]
+        if existing and not force:
+            raise KeyFileError(f"{existing[0]}: exists; refusing to overwrite a key (use --force)")
+        paths.private.parent.mkdir(parents=True, exist_ok=True)
+        key = generate_key()
+        paths.private.write_bytes(private_key_pem(key))
+        os.chmod(paths.private, 0o600)
+        paths.public.write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        if paths.certificate:
+            cert = self_signed_certificate(key, f"bridge-emu TEST-ONLY {role}")
+            paths.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out[role] = paths
+    return out
