@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bridge_emu.errors import BridgeEmuError
+from bridge_emu.errors import ImageFormatError
 
 ROLES = ("manufacturer", "supplier")
 KeySource = "str | os.PathLike | bytes | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey | x509.Certificate"
 
 
-class KeyFileError(BridgeEmuError):
-    """A key or certificate file is missing, unreadable or of the wrong kind."""
+class KeyFileError(ImageFormatError):
+    """A key or certificate is missing, unreadable or not ECDSA P-256."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,14 @@ def generate_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def private_key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+    """PKCS#8 PEM, as `imgtool keygen` writes (loadable by `imgtool sign/verify -k`)."""
+    enc = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def save_key(key: ec.EllipticCurvePrivateKey, path: str | os.PathLike, password: bytes | None = None) -> None:
+    pathlib.Path(path).write_bytes(private_key_pem(key, password))
 
 
 def _read(source) -> tuple[bytes, str]:
@@ -93,10 +98,11 @@ def load_public_key(source) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def load_private_key(source) -> ec.EllipticCurvePrivateKey:
+def load_private_key(source, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:
+    """A P-256 private key from a PEM path or PEM bytes."""
     raw, what = _read(source)
     try:
-        key = serialization.load_pem_private_key(raw, password=None)
+        key = serialization.load_pem_private_key(raw, password=password)
     except (ValueError, TypeError) as e:
         raise KeyFileError(f"{what}: not a PEM private key ({e})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):

@@ -21,7 +21,6 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from bridge_emu.errors import ImageFormatError
+from bridge_emu.keys import (  # noqa: F401  key material lives in bridge_emu.keys
+    generate_key, load_private_key, load_public_key, private_key_pem, save_key)
 
 IMAGE_MAGIC = 0x96F3B83D
 IMAGE_HEADER_SIZE = 32
@@ -71,27 +72,12 @@ KeySource = Union[str, os.PathLike, bytes]
 PublicKeyLike = Union[bytes, bytearray, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
 
 
-def generate_key() -> ec.EllipticCurvePrivateKey:
-    """A fresh ECDSA P-256 private key."""
-    return ec.generate_private_key(ec.SECP256R1())
 
 
-def private_key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
-    """PKCS#8 PEM, as `imgtool keygen` writes (loadable by `imgtool sign/verify -k`)."""
-    enc = (serialization.BestAvailableEncryption(password) if password
-           else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
-def save_key(key: ec.EllipticCurvePrivateKey, path: str | os.PathLike,
-             password: bytes | None = None) -> None:
-    Path(path).write_bytes(private_key_pem(key, password))
 
 
-def _read_source(src: KeySource) -> bytes:
-    if isinstance(src, bytes):
-        return src
-    return Path(src).read_bytes()
 
 
 def _require_p256(key, what: str):
@@ -101,29 +87,8 @@ def _require_p256(key, what: str):
     return key
 
 
-def load_private_key(src: KeySource, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:
-    """A P-256 private key from a PEM file path or PEM bytes."""
-    try:
-        key = serialization.load_pem_private_key(_read_source(src), password=password)
-    except (ValueError, TypeError) as e:
-        raise ImageFormatError(f"cannot load private key: {e}") from None
-    return _require_p256(key, "private key")
 
 
-def load_public_key(src: KeySource) -> ec.EllipticCurvePublicKey:
-    """A P-256 public key from a PEM path/bytes (public or private key) or DER SPKI bytes."""
-    data = _read_source(src)
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            if b"PRIVATE KEY" in data:
-                key = serialization.load_pem_private_key(data, password=None).public_key()
-            else:
-                key = serialization.load_pem_public_key(data)
-        else:
-            key = serialization.load_der_public_key(data)
-    except (ValueError, TypeError) as e:
-        raise ImageFormatError(f"cannot load public key: {e}") from None
-    return _require_p256(key, "public key")
 
 
 def public_key_der(key: PublicKeyLike) -> bytes:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge_emu.crypto import HostCrypto, default_crypto
 from bridge_emu.errors import check
+from bridge_emu.keys import load_public_key
 from bridge_emu.native import ffi, lib
 
 __all__ = ["OtaVerifyResult", "verify_ota_in_flash", "aes_mmo", "supplier_key_der", "BODIES",
@@ -65,31 +66,9 @@ class OtaVerifyResult:
 
 
 def supplier_key_der(key: SupplierKey) -> bytes:
-    """DER SubjectPublicKeyInfo of a supplier key given as PEM (key or
-    certificate; bytes or str), DER (SubjectPublicKeyInfo or certificate), an
-    x509.Certificate or an EC key object."""
-    if isinstance(key, x509.Certificate):
-        key = key.public_key()
-    elif isinstance(key, str):
-        key = key.encode()
-    if isinstance(key, (bytes, bytearray)):
-        raw = bytes(key)
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            if b"CERTIFICATE-----" in raw:
-                key = x509.load_pem_x509_certificate(raw).public_key()
-            else:
-                key = serialization.load_pem_public_key(raw)
-        else:
-            try:
-                key = serialization.load_der_public_key(raw)
-            except ValueError:
-                key = x509.load_der_x509_certificate(raw).public_key()
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        key = key.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise TypeError(f"supplier key is not an ECDSA P-256 key: {type(key).__name__}")
-    return key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    """DER SubjectPublicKeyInfo of a supplier key in any form bridge_emu.keys.load_public_key takes."""
+    return load_public_key(key).public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _flash_ctx(flash):

@@ -31,6 +31,7 @@ from bridge_emu.crypto import HostCrypto
 from bridge_emu.errors import ImageError, error_for
 from bridge_emu.flash import DeviceConfig, Flash, Geometry, Layout
 from bridge_emu.native import ffi, lib
+from bridge_emu.keys import KeyFileError
 from bridge_emu.ota_verify import aes_mmo, supplier_key_der, verify_ota_in_flash
 
 from test_aes_mmo import mmo_reference
@@ -508,7 +509,7 @@ def test_python_argument_checks(flash, image_11_1):
                             hw_version=0, body="generic")
     with pytest.raises(TypeError):
         verify_ota_in_flash(object(), FILE_ADDR, 361, **GFI, body="generic")
-    with pytest.raises(TypeError):
+    with pytest.raises(KeyFileError):
         supplier_key_der(ec.generate_private_key(ec.SECP384R1()).public_key())
 
 

@@ -46,7 +46,6 @@ import enum
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Union
 
 from construct import (Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, Int64ul, If,
@@ -59,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
                                                              encode_dss_signature)
 
 from bridge_emu.errors import BridgeEmuError, ImageFormatError
-from bridge_emu.mcuboot import load_public_key
+from bridge_emu.keys import load_public_key
 
 OTA_MAGIC = 0x0BEEF11E
 HEADER_VERSION = 0x0100
@@ -707,7 +706,7 @@ def read_strict(data: bytes, body: BodyKind | str, *, verify_with: "KeyLike | No
         raise ValueError("read_strict needs the body kind the device expects, not AUTO")
     if verify_with is not None and kind is not BodyKind.GBCS:
         raise ValueError("verify_with applies to signed GBCS bodies only")
-    key = None if verify_with is None else load_verifying_key(verify_with)
+    key = None if verify_with is None else load_public_key(verify_with)
     ota, _, _ = _Reader(bytes(data), strict=True).read(kind)
     if key is not None and not verify_supplier_signature(ota, key):
         raise OtaFileError(ota.layout().signature.offset,
@@ -731,31 +730,6 @@ KeyLike = Union[str, os.PathLike, bytes, x509.Certificate,
                 ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
 
 
-def load_verifying_key(source: KeyLike) -> ec.EllipticCurvePublicKey:
-    """A supplier's P-256 public key from an X.509 certificate (PEM), a public or
-    private key (PEM or DER SPKI), a key or certificate object, or a file path
-    holding one. Raises ImageFormatError (as bridge_emu.mcuboot's key loaders do)."""
-    if isinstance(source, x509.Certificate):
-        source = source.public_key()
-    if isinstance(source, ec.EllipticCurvePrivateKey):
-        source = source.public_key()
-    if isinstance(source, ec.EllipticCurvePublicKey):
-        if not isinstance(source.curve, ec.SECP256R1):
-            raise ImageFormatError("supplier key is not an ECDSA P-256 key")
-        return source
-    if isinstance(source, str) and source.lstrip().startswith("-----BEGIN"):
-        pem = source.encode()
-    elif isinstance(source, (bytes, bytearray)):
-        pem = bytes(source)
-    else:
-        pem = Path(source).read_bytes()
-    if b"-----BEGIN CERTIFICATE" in pem:
-        try:
-            cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as e:
-            raise ImageFormatError(f"cannot load certificate: {e}") from None
-        return load_verifying_key(cert.public_key())
-    return load_public_key(pem)
 
 
 def sign_manufacturer_image(image: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -776,7 +750,7 @@ def verify_supplier_signature(source: OtaFile | GbcsBody, key: KeyLike) -> bool:
         return False
     if len(body.signature) != GBCS_SIGNATURE_SIZE:
         return False
-    pub = load_verifying_key(key)
+    pub = load_public_key(key)
     sig = body.signature
     der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
     try:
