@@ -51,6 +51,7 @@ class BridgeProfile:
     geometry: Geometry
     payload_size: int           # emulated firmware payload bytes
     poll_interval_s: float = 0.0  # sleepy devices: how often they poll their parent
+    fast_poll_s: float = 0.0      # ... and how often while they expect replies (a download)
     active_ma: float = 0.0      # battery model: current while radio/flash busy
     sleep_ua: float = 0.0
 
@@ -91,7 +92,7 @@ PROFILES: dict[str, BridgeProfile] = {
         radio_role="sleepy end device", sleepy=True, manufacturer=MANUFACTURER, image_type=0x0B03,
         hw_version=0x0301, hw_range=(0x0300, 0x03FF), mode="bank-switch",
         flash_part="internal dual-bank flash, 16 KiB then 64 KiB sectors, 16-byte write unit",
-        geometry=_b3_geometry(), payload_size=140_000, poll_interval_s=7.5,
+        geometry=_b3_geometry(), payload_size=140_000, poll_interval_s=7.5, fast_poll_s=0.25,
         active_ma=18.0, sleep_ua=2.0),
     "B4": BridgeProfile(
         "B4", placement="at the in-home display", power="mains", radio_role="router",

@@ -524,7 +524,7 @@ class OtaServer:
         self.on_event = on_event
         self.clients: dict[int, ClientState] = {}
         self.events: list[Event] = []
-        self.overrides: dict[int, OtaImage] = {}
+        self.overrides: dict[int, OtaImage | None] = {}   # None: offer this node nothing
         self.frames_in = 0
         self.ignored = 0            # frames for other clusters, or that need no answer
         self.malformed = 0          # frames the codec refused
@@ -595,9 +595,10 @@ class OtaServer:
 
     # -- the emulator's controls
 
-    def offer(self, address: int, image: "OtaImage | tuple[int, int, int] | str") -> OtaImage:
-        """Offer this image (from the store) to this node, whatever the normal choice."""
-        found = self.store.find(image)
+    def offer(self, address: int, image: "OtaImage | tuple[int, int, int] | str | None") -> OtaImage | None:
+        """Offer this image (from the store) to this node, whatever the normal
+        choice; None offers it nothing."""
+        found = None if image is None else self.store.find(image)
         self.overrides[address] = found
         return found
 
@@ -759,7 +760,7 @@ class OtaServer:
         image = self.overrides.get(src)
         if image is not None and image.file_version == cmd.current_file_version:
             image = None        # it runs the override already: nothing more to offer
-        elif image is None:
+        elif src not in self.overrides:
             image = self.store.select(cmd.manufacturer, cmd.image_type, cmd.current_file_version,
                                       cmd.hardware_version, self.policy.version)
         st.offered = image

@@ -1,0 +1,586 @@
+"""The OTA Upgrade cluster client: what an emulated bridge runs to take a new
+image from its server (the Communications Hub).
+
+Sans-I/O, like h11: frames (bytes) and the current time go in through
+receive() and timer(); frames to send (pop_outgoing), the next deadline
+(next_deadline) and events for the device (pop_events) come out. No sockets,
+threads or sleeps, so the same client runs on virtual time in the simulator,
+in real time over a serial dongle, and under hypothesis.
+
+Downloaded bytes go straight to the device's download slot through a
+DownloadStore (the C boot core): the flash is the progress, so a bridge that
+loses power resumes from what its flash holds.
+
+Behaviour follows the reference stacks (../shared/reference/zigbee-ota.md):
+query jitter on Image Notify; block or page requests with fallback to blocks;
+SUCCESS / WAIT_FOR_DATA / ABORT block responses; wrong-offset and wrong-image
+blocks ignored; a timed-out request is retried at the same offset, never from
+zero; Upgrade End Request SUCCESS or INVALID_IMAGE after the device verified
+the image; Upgrade End Response timing (now, count down, 0xFFFFFFFF = wait for
+activation, re-asking periodically); activation and timeout policies.
+"""
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge_emu.codec import zcl
+from bridge_emu.codec.zcl import AttributeId, DataType, ImageUpgradeStatus, Status
+from bridge_emu.errors import CoreError, PowerCut
+
+OTA = zcl.OTA_CLUSTER_ID
+OTA_HEADER_MIN = 56          # bytes of an OTA header before its optional fields
+FOREVER = float("inf")
+
+
+class DownloadStore(Protocol):
+    """Where the image goes: the device's download slot (bridge_emu.device.Device)."""
+
+    def begin(self, size: int, image_offset: int) -> None: ...
+    def write(self, offset: int, data: bytes) -> None: ...
+    def read(self, offset: int, n: int) -> bytes: ...
+    def held(self) -> tuple[int, int] | None: ...  # (size, safe resume offset) of a download in flash
+    def discard(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImageId:
+    manufacturer: int
+    image_type: int
+    file_version: int
+
+
+# ------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True)
+class QueryAnswered:
+    """The server answered a Query Next Image (the bridge reached its hub)."""
+    image: ImageId | None
+    size: int
+
+
+@dataclass(frozen=True)
+class DownloadStarted:
+    image: ImageId
+    size: int
+    offset: int                 # > 0: resumed from what the flash held
+
+
+@dataclass(frozen=True)
+class DownloadComplete:
+    """Every byte is in the slot: the device verifies it and calls verified()."""
+    image: ImageId
+    size: int
+
+
+@dataclass(frozen=True)
+class DownloadFailed:
+    image: ImageId | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpgradeScheduled:
+    image: ImageId
+    at: float
+
+
+@dataclass(frozen=True)
+class WaitingForActivation:
+    """upgrade_time 0xFFFFFFFF, or out-of-band-only policy: a later command activates."""
+    image: ImageId
+
+
+@dataclass(frozen=True)
+class Activate:
+    """Apply the downloaded image now."""
+    image: ImageId
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A frame the client ignored, and why (for logs and tests)."""
+    reason: str
+
+
+Event = (QueryAnswered | DownloadStarted | DownloadComplete | DownloadFailed | UpgradeScheduled
+         | WaitingForActivation | Activate | Ignored)
+
+
+@dataclass
+class ClientConfig:
+    manufacturer: int
+    image_type: int
+    current_file_version: int
+    hardware_version: int | None = None
+    server: int = 0x0000
+    max_data_size: int = 64             # bytes of image per block (from the link's payload limit)
+    query_interval_s: float = 300.0     # how often to ask for a new image
+    response_timeout_s: float = 3.0     # a request unanswered this long is sent again
+    max_timeouts: int = 10              # in a row, before the download pauses until the next query
+    use_pages: bool = False
+    page_size: int = 1024
+    response_spacing_ms: int = 50
+    page_fallback_s: float = 10.0       # a page answered by nothing: use block requests instead
+    minimum_block_period_ms: int = 0
+    end_retry_s: float = 600.0          # Upgrade End Request unanswered: ask again
+    end_max_tries: int = 10
+    recheck_s: float = 3600.0           # waiting or counting down: re-ask at most this often
+    activation_policy: int = 0          # 0 server allowed, 1 out-of-band only
+    timeout_policy: int = 0             # 0 apply after end_max_tries unanswered, 1 do not
+    seed: int = 0
+
+
+def max_data_size_for(max_payload: int) -> int:
+    """Image bytes per block that fit a frame of max_payload bytes (ZCL header 3,
+    block response fields 1+2+2+4+4, length 1)."""
+    return max(1, min(255, max_payload - 3 - 13 - 1))
+
+
+class OtaClient:
+    """One bridge's OTA client. `now` is seconds on whatever clock drives it."""
+
+    def __init__(self, config: ClientConfig, store: DownloadStore, now: float = 0.0):
+        self.config = config
+        self.store = store
+        self.rng = random.Random(config.seed)
+        self.status = ImageUpgradeStatus.NORMAL
+        self.image: ImageId | None = None       # being downloaded or held
+        self.size = 0
+        self.offset = 0                          # FileOffset: next byte wanted
+        self.downloaded_version: int | None = None
+        self.minimum_block_period_ms = config.minimum_block_period_ms
+        self._outgoing: list[tuple[int, int, bytes]] = []
+        self._events: list[Event] = []
+        self._tsn = self.rng.randrange(256)
+        self._deadline = FOREVER
+        self._action = ""                        # what the deadline does
+        self._querying = False
+        self._header = b""                       # file bytes held in RAM until the header is whole
+        self._begun = False                      # the slot holds this download
+        self._timeouts = 0
+        self._pages = config.use_pages
+        self._page_end = 0
+        self._page_heard = False
+        self._end_tries = 0
+        self._countdown_at = FOREVER
+        self._last_request = -FOREVER
+        self._restore(now)
+
+    # -------------------------------------------------------------- outputs
+
+    def pop_outgoing(self) -> list[tuple[int, int, bytes]]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def pop_events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return None if self._deadline == FOREVER else self._deadline
+
+    @property
+    def expecting(self) -> bool:
+        """True while replies are due (a sleepy device polls its parent fast then)."""
+        return self._querying or self.status in (ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS,
+                                                 ImageUpgradeStatus.DOWNLOAD_COMPLETE)
+
+    # --------------------------------------------------------------- inputs
+
+    def receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
+        if cluster != OTA:
+            return
+        if src != self.config.server:
+            self._events.append(Ignored(f"frame from 0x{src:04x}, not the server"))
+            return
+        try:
+            frame = zcl.decode(payload, zcl.Direction.SERVER_TO_CLIENT)
+        except zcl.ZclError as e:
+            self._events.append(Ignored(f"malformed frame: {e}"))
+            return
+        cmd = frame.command
+        handler = self._HANDLERS.get(type(cmd))
+        if handler is None:
+            self._events.append(Ignored(f"unexpected {type(cmd).__name__}"))
+            return
+        handler(self, frame, cmd, now)
+
+    def timer(self, now: float) -> None:
+        if now < self._deadline:
+            return
+        action, self._deadline, self._action = self._action, FOREVER, ""
+        getattr(self, "_on_" + action)(now)
+
+    def query_now(self, now: float) -> None:
+        """Ask the server for a new image (at boot, or when told one is waiting)."""
+        if self.status in (ImageUpgradeStatus.NORMAL,) and not self._querying:
+            self._send_query(now)
+
+    def verified(self, ok: bool, now: float) -> None:
+        """The device's verdict on the image of DownloadComplete."""
+        if self.status != ImageUpgradeStatus.DOWNLOAD_COMPLETE or self.image is None:
+            return
+        if ok:
+            self.downloaded_version = self.image.file_version
+            self._end_tries = 0
+            self._send_end(now)
+        else:
+            self._request(zcl.UpgradeEndRequest(Status.INVALID_IMAGE, *self._id()))
+            self._abandon("the device refused the image", now, report=False)
+
+    def abandon(self, reason: str, now: float) -> None:
+        """Drop the held or downloading image (e.g. the activation failed)."""
+        self._abandon(reason, now)
+
+    # ----------------------------------------------------------- attributes
+
+    def attributes(self) -> dict[int, tuple[int, int]]:
+        """Attribute id -> (ZCL data type, value), as a server reads them."""
+        c = self.config
+        return {
+            AttributeId.FILE_OFFSET: (DataType.UINT32, self.offset),
+            AttributeId.CURRENT_FILE_VERSION: (DataType.UINT32, c.current_file_version),
+            AttributeId.DOWNLOADED_FILE_VERSION: (
+                DataType.UINT32, 0xFFFFFFFF if self.downloaded_version is None else self.downloaded_version),
+            AttributeId.IMAGE_UPGRADE_STATUS: (DataType.ENUM8, int(self.status)),
+            AttributeId.MANUFACTURER_ID: (DataType.UINT16, c.manufacturer),
+            AttributeId.IMAGE_TYPE_ID: (DataType.UINT16, c.image_type),
+            AttributeId.MINIMUM_BLOCK_PERIOD: (DataType.UINT16, self.minimum_block_period_ms),
+            AttributeId.UPGRADE_ACTIVATION_POLICY: (DataType.ENUM8, c.activation_policy),
+            AttributeId.UPGRADE_TIMEOUT_POLICY: (DataType.ENUM8, c.timeout_policy),
+        }
+
+    # ------------------------------------------------------------ internals
+
+    def _id(self) -> tuple[int, int, int]:
+        return (self.image.manufacturer, self.image.image_type, self.image.file_version)
+
+    def _at(self, t: float, action: str) -> None:
+        self._deadline, self._action = t, action
+
+    def _request(self, cmd, **kw) -> None:
+        self._tsn = (self._tsn + 1) & 0xFF
+        self._outgoing.append((self.config.server, OTA, zcl.encode(zcl.Frame.of(cmd, self._tsn, **kw))))
+
+    def _restore(self, now: float) -> None:
+        """After a reset: a download the flash holds is resumed (identity from
+        the OTA header at the start of the slot); otherwise query in a while."""
+        held = self.store.held()
+        if held is not None:
+            size, resume = held
+            try:
+                head = self.store.read(0, min(size, 64))
+                magic, _, hdr_len, _, manufacturer, image_type, version = struct.unpack_from("<IHHHHHI", head)
+            except (CoreError, struct.error):
+                magic = 0
+            if magic == 0x0BEEF11E and OTA_HEADER_MIN <= hdr_len <= size:
+                self.image = ImageId(manufacturer, image_type, version)
+                self.size, self.offset, self._begun = size, max(resume, hdr_len), True
+                if resume >= size:
+                    self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
+                    self._events.append(DownloadComplete(self.image, size))
+                    return
+                self.status = ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS
+                self._events.append(DownloadStarted(self.image, size, self.offset))
+                self._send_block(now)
+                return
+            self.store.discard()
+        self._at(now + self.rng.uniform(0, min(30.0, self.config.query_interval_s)), "query")
+
+    # -- query
+
+    def _send_query(self, now: float) -> None:
+        c = self.config
+        self._querying = True
+        self._request(zcl.QueryNextImageRequest(c.manufacturer, c.image_type, c.current_file_version,
+                                                c.hardware_version))
+        self._at(now + c.response_timeout_s, "query_timeout")
+
+    def _on_query(self, now: float) -> None:
+        if self.status == ImageUpgradeStatus.NORMAL:
+            self._send_query(now)
+        elif self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:  # paused after repeated timeouts
+            self._querying = True
+            self._send_query(now)
+
+    def _on_query_timeout(self, now: float) -> None:
+        self._querying = False
+        self._at(now + self.config.query_interval_s, "query")
+
+    def _image_notify(self, frame, cmd: zcl.ImageNotify, now: float) -> None:
+        c = self.config
+        if self.status != ImageUpgradeStatus.NORMAL or self._querying:
+            self._events.append(Ignored("image notify while busy"))
+            return
+        if cmd.manufacturer is not None and cmd.manufacturer not in (c.manufacturer, zcl.WILDCARD_MANUFACTURER):
+            self._events.append(Ignored("image notify for another manufacturer"))
+            return
+        if cmd.image_type is not None and cmd.image_type not in (c.image_type, zcl.WILDCARD_IMAGE_TYPE):
+            self._events.append(Ignored("image notify for another image type"))
+            return
+        if cmd.file_version is not None and cmd.file_version == c.current_file_version:
+            self._events.append(Ignored("image notify for the running version"))
+            return
+        if self.rng.randint(1, 100) > cmd.query_jitter:
+            self._events.append(Ignored("image notify: not drawn within the query jitter"))
+            return
+        self._send_query(now)
+
+    def _query_response(self, frame, cmd: zcl.QueryNextImageResponse, now: float) -> None:
+        c = self.config
+        if not self._querying:
+            self._events.append(Ignored("query response without a query"))
+            return
+        self._querying = False
+        if cmd.status != Status.SUCCESS:
+            self._events.append(QueryAnswered(None, 0))
+            if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+                self._abandon(f"server no longer offers the image ({Status(cmd.status).name})", now)
+            else:
+                self._at(now + c.query_interval_s, "query")
+            return
+        image = ImageId(cmd.manufacturer, cmd.image_type, cmd.file_version)
+        self._events.append(QueryAnswered(image, cmd.image_size))
+        if (image.manufacturer != c.manufacturer or image.image_type != c.image_type
+                or image.file_version == c.current_file_version or cmd.image_size <= OTA_HEADER_MIN):
+            self._events.append(Ignored("offered image does not fit this device"))
+            if self.status == ImageUpgradeStatus.NORMAL:
+                self._at(now + c.query_interval_s, "query")
+            return
+        if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS and self.image == image and self.size == cmd.image_size:
+            self._timeouts = 0
+            self._send_block(now)  # resume the paused download where it stopped
+            return
+        if self.image is not None:
+            self._abandon("the server offers a different image", now, report=False)
+        self.image, self.size, self.offset = image, cmd.image_size, 0
+        self._header, self._begun, self._timeouts = b"", False, 0
+        self._pages = c.use_pages
+        self.status = ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS
+        self._events.append(DownloadStarted(image, self.size, 0))
+        self._send_block(now)
+
+    # -- blocks
+
+    def _send_block(self, now: float) -> None:
+        c = self.config
+        earliest = self._last_request + self.minimum_block_period_ms / 1000
+        if now < earliest:
+            self._at(earliest, "send_block")
+            return
+        want = min(c.max_data_size, self.size - self.offset)
+        period = self.minimum_block_period_ms if self.minimum_block_period_ms else None
+        if self._pages:
+            page = min(c.page_size, self.size - self.offset)
+            self._page_end, self._page_heard = self.offset + page, False
+            self._request(zcl.ImagePageRequest(*self._id(), self.offset, want, page, c.response_spacing_ms))
+            self._at(now + c.page_fallback_s, "page_timeout")
+        else:
+            self._request(zcl.ImageBlockRequest(*self._id(), self.offset, want, minimum_block_period=period))
+            self._at(now + c.response_timeout_s, "block_timeout")
+        self._last_request = now
+
+    def _on_send_block(self, now: float) -> None:
+        if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+            self._send_block(now)
+
+    def _on_block_timeout(self, now: float) -> None:
+        self._timeouts += 1
+        if self._timeouts >= self.config.max_timeouts:
+            # pause: the slot keeps what arrived; the next query resumes it
+            self._events.append(DownloadFailed(self.image, f"{self._timeouts} requests unanswered; paused"))
+            self._timeouts = 0
+            self._at(now + self.config.query_interval_s, "query")
+            return
+        self._send_block(now)  # the same offset again
+
+    def _on_page_timeout(self, now: float) -> None:
+        if not self._page_heard:
+            self._pages = False  # pages get nothing here: fall back to block requests
+        self._send_block(now)
+
+    def _block_response(self, frame, cmd: zcl.ImageBlockResponse, now: float) -> None:
+        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+            self._events.append(Ignored("block response while not downloading"))
+            return
+        if (cmd.manufacturer, cmd.image_type, cmd.file_version) != self._id():
+            self._events.append(Ignored("block of another image"))
+            return
+        if cmd.file_offset != self.offset:
+            self._events.append(Ignored(f"block at offset {cmd.file_offset}, expected {self.offset}"))
+            return
+        data = cmd.data
+        if not data or len(data) > self.config.max_data_size or self.offset + len(data) > self.size:
+            self._events.append(Ignored(f"block of {len(data)} bytes does not fit"))
+            return
+        if not self._store(data, now):
+            return
+        self.offset += len(data)
+        self._timeouts = 0
+        self._page_heard = True
+        if self.offset >= self.size:
+            self._deadline, self._action = FOREVER, ""
+            self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
+            self._events.append(DownloadComplete(self.image, self.size))
+        elif self._pages and self.offset < self._page_end:
+            # more of this page is on its way; if it stops, ask again from here
+            spacing = self.config.response_spacing_ms / 1000
+            self._at(now + spacing + self.config.response_timeout_s, "page_timeout")
+        else:
+            self._send_block(now)
+
+    def _store(self, data: bytes, now: float) -> bool:
+        """Write block bytes; until the OTA header is whole they wait in RAM
+        (the slot placement needs the header's length)."""
+        try:
+            if self._begun:
+                self.store.write(self.offset, data)
+                return True
+            self._header += data
+            if len(self._header) < 8:
+                return True
+            magic, _, hdr_len = struct.unpack_from("<IHH", self._header)
+            if magic != 0x0BEEF11E or not OTA_HEADER_MIN <= hdr_len < self.size:
+                self._abandon("not an OTA file (bad magic or header length)", now)
+                return False
+            if len(self._header) < max(hdr_len, 16):
+                return True
+            _, _, _, _, m, t, v = struct.unpack_from("<IHHHHHI", self._header)
+            if (m, t, v) != self._id():
+                self._abandon("the file's header names another image", now)
+                return False
+            self.store.begin(self.size, hdr_len)
+            self.store.write(0, self._header)
+            self._begun = True
+            return True
+        except PowerCut:
+            raise
+        except CoreError as e:
+            self._abandon(f"the slot refused the image: {e}", now)
+            return False
+
+    def _block_wait(self, frame, cmd: zcl.ImageBlockWait, now: float) -> None:
+        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+            return
+        self.minimum_block_period_ms = cmd.minimum_block_period
+        delay = max(0, cmd.request_time - cmd.current_time)
+        self._at(now + delay + cmd.minimum_block_period / 1000, "send_block")
+
+    def _block_abort(self, frame, cmd: zcl.ImageBlockAbort, now: float) -> None:
+        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+            return
+        self._abandon(f"server answered {Status(cmd.status).name if cmd.status in Status._value2member_map_ else cmd.status}", now)
+
+    def _abandon(self, reason: str, now: float, report: bool = True) -> None:
+        if report:
+            self._events.append(DownloadFailed(self.image, reason))
+        if self._begun:
+            self.store.discard()
+        self.image, self.size, self.offset = None, 0, 0
+        self._header, self._begun, self._querying = b"", False, False
+        self.status = ImageUpgradeStatus.NORMAL
+        self._at(now + self.config.query_interval_s, "query")
+
+    # -- upgrade end
+
+    def _send_end(self, now: float) -> None:
+        self._end_tries += 1
+        self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
+        self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
+        self._at(now + self.config.end_retry_s, "end_retry")
+
+    def _on_end_retry(self, now: float) -> None:
+        if self._end_tries >= self.config.end_max_tries:
+            if self.config.timeout_policy == 0:
+                self._activate(now)
+            else:
+                self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+                self._events.append(WaitingForActivation(self.image))
+            return
+        self._send_end(now)
+
+    def _on_recheck(self, now: float) -> None:
+        self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
+        self._at(now + self.config.recheck_s, "recheck")
+
+    def _on_countdown(self, now: float) -> None:
+        if now >= self._countdown_at:
+            self._activate(now)
+        else:  # long waits: re-ask before the time comes
+            self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
+            self._at(min(self._countdown_at, now + self.config.recheck_s), "countdown")
+
+    def _end_response(self, frame, cmd: zcl.UpgradeEndResponse, now: float) -> None:
+        if self.image is None or self.status not in (
+                ImageUpgradeStatus.DOWNLOAD_COMPLETE, ImageUpgradeStatus.WAITING_TO_UPGRADE,
+                ImageUpgradeStatus.COUNT_DOWN, ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT):
+            self._events.append(Ignored("upgrade end response with nothing downloaded"))
+            return
+        m, t, v = self._id()
+        if (cmd.manufacturer not in (m, zcl.WILDCARD_MANUFACTURER)
+                or cmd.image_type not in (t, zcl.WILDCARD_IMAGE_TYPE)
+                or cmd.file_version not in (v, zcl.WILDCARD_FILE_VERSION)):
+            self._events.append(Ignored("upgrade end response for another image"))
+            return
+        if cmd.upgrade_time == zcl.UPGRADE_TIME_WAIT:
+            self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+            self._events.append(WaitingForActivation(self.image))
+            self._at(now + self.config.recheck_s, "recheck")
+            return
+        if self.config.activation_policy == 1:
+            self._outgoing.append((self.config.server, OTA,
+                                   zcl.encode(zcl.default_response_to(frame.header, Status.NOT_AUTHORIZED))))
+            self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+            self._events.append(WaitingForActivation(self.image))
+            return
+        # a server without a clock sends current_time 0: upgrade_time is then a delay
+        delay = cmd.upgrade_time - cmd.current_time if cmd.current_time else cmd.upgrade_time
+        if delay <= 0:
+            self._activate(now)
+            return
+        self._countdown_at = now + delay
+        self.status = ImageUpgradeStatus.COUNT_DOWN
+        self._events.append(UpgradeScheduled(self.image, self._countdown_at))
+        self._at(min(self._countdown_at, now + self.config.recheck_s), "countdown")
+
+    def _activate(self, now: float) -> None:
+        self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE
+        self._deadline, self._action = FOREVER, ""
+        self._events.append(Activate(self.image))
+
+    # -- attributes and others
+
+    def _read_attributes(self, frame, cmd: zcl.ReadAttributes, now: float) -> None:
+        attrs = self.attributes()
+        records = []
+        for aid in cmd.attribute_ids:
+            if aid in attrs:
+                dtype, value = attrs[aid]
+                records.append(zcl.ReadAttributeRecord.of(aid, value, dtype))
+            else:
+                records.append(zcl.ReadAttributeRecord(aid, Status.UNSUPPORTED_ATTRIBUTE))
+        reply = zcl.Frame.of(zcl.ReadAttributesResponse(tuple(records)), frame.header.tsn,
+                             direction=zcl.Direction.CLIENT_TO_SERVER)
+        self._outgoing.append((self.config.server, OTA, zcl.encode(reply)))
+
+    def _default_response(self, frame, cmd: zcl.DefaultResponse, now: float) -> None:
+        # a server that answers our query with a Default Response has nothing for us
+        if cmd.command == zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST and self._querying:
+            self._querying = False
+            self._events.append(QueryAnswered(None, 0))
+            self._at(now + self.config.query_interval_s, "query")
+
+    _HANDLERS = {
+        zcl.ImageNotify: _image_notify,
+        zcl.QueryNextImageResponse: _query_response,
+        zcl.ImageBlockResponse: _block_response,
+        zcl.ImageBlockWait: _block_wait,
+        zcl.ImageBlockAbort: _block_abort,
+        zcl.UpgradeEndResponse: _end_response,
+        zcl.ReadAttributes: _read_attributes,
+        zcl.DefaultResponse: _default_response,
+    }

@@ -1,0 +1,1 @@
+"""Built-in premises descriptions (TOML), one per Alt HAN configuration."""
