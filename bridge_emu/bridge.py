@@ -124,9 +124,9 @@ class Bridge:
 
     def pop_outgoing(self):
         out = self._outgoing
+        self._outgoing = []
         if self.client is not None:
             out += self.client.pop_outgoing()
-        self._outgoing = []
         return out
 
     def next_deadline(self) -> float | None:

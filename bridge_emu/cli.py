@@ -13,23 +13,68 @@ from bridge_emu.errors import BridgeEmuError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import pathlib
+
     from bridge_emu.demo import run_demo
 
-    return run_demo(seed=args.seed, json_out=args.json)
+    return run_demo(run_dir=None if args.no_dir else pathlib.Path(args.dir), images_dir=pathlib.Path(args.images),
+                    json_out=args.json, limit_s=args.limit)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from bridge_emu.demo import prepare_dir, run_premises
+    from bridge_emu.premises import builtin_premises, load_premises
+
+    specs = []
+    for p in args.premises:
+        if not pathlib.Path(p).exists() and p in builtin_premises():
+            specs.append(builtin_premises()[p])
+        else:
+            specs.append(load_premises(p))
+    run_dir = None if args.no_dir else prepare_dir(pathlib.Path(args.dir))
+    return run_premises(specs, run_dir=run_dir, images_dir=pathlib.Path(args.images), limit_s=args.limit,
+                        json_out=args.json)
+
+
+def _device_paths(path) -> list:
+    """A flash file, a device directory (flash.bemu + events.jsonl), or a run
+    directory of them: the flash files, in order."""
+    import pathlib
+
+    p = pathlib.Path(path)
+    if p.is_file():
+        return [p]
+    if (p / "flash.bemu").is_file():
+        return [p / "flash.bemu"]
+    found = sorted(p.rglob("flash.bemu")) if p.is_dir() else []
+    if not found:
+        raise BridgeEmuError(f"{p}: no device here (a flash file, or a directory holding flash.bemu)")
+    return found
 
 
 def _cmd_state(args: argparse.Namespace) -> int:
     from bridge_emu.device import Device
 
-    dev = Device.open(args.path)
-    try:
-        report = state_report(dev)
-    finally:
-        dev.close()
+    reports = []
+    for path in _device_paths(args.path):
+        dev = Device.open(path)
+        try:
+            report = state_report(dev)
+        finally:
+            dev.close()
+        log = path.parent / "events.jsonl"
+        if path.name == "flash.bemu" and log.exists():
+            lines = log.read_text().splitlines()
+            report["events"] = [json.loads(x) for x in lines[-args.events:]] if args.events else []
+            report["events_total"] = len(lines)
+        reports.append(report)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
-        _print_state(report)
+        for r in reports:
+            _print_state(r)
     return 0
 
 
@@ -81,6 +126,12 @@ def _print_state(r: dict) -> None:
     f = r["flash"]
     con.print(f"flash: {f['writes']} writes, {f['erases']} erases, {f['busy_us'] / 1e6:.2f} s busy;"
               f" most-erased sector {r['max_sector_erases']} times")
+    if "events" in r:
+        con.print(f"event log: {r['events_total']} events" + (f", the last {len(r['events'])}:" if r["events"] else ""))
+        for e in r["events"]:
+            rest = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "bridge", "event"))
+            con.print(f"  {e['t']:10.3f}s  {e['event']:22s} {rest}")
+    con.print()
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -229,13 +280,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bridge-emu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
+    from bridge_emu.premises import DEFAULT_IMAGES
+
+    def run_options(q, default_dir: str) -> None:
+        q.add_argument("--dir", default=default_dir, help=f"where the devices' flash files and event logs go "
+                       f"(default {default_dir}; emptied if an earlier run made it)")
+        q.add_argument("--no-dir", action="store_true", help="keep the devices in memory")
+        q.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
+        q.add_argument("--limit", type=float, default=4 * 3600, help="virtual seconds to run at most")
+        q.add_argument("--json", action="store_true", help="print the results as JSON")
+
     d = sub.add_parser("demo", help="run the demonstration (the main job)")
-    d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--json", action="store_true", help="print the results as JSON")
+    run_options(d, "out/demo")
     d.set_defaults(func=_cmd_demo)
 
-    s = sub.add_parser("state", help="show a device's slots, versions, counters")
-    s.add_argument("path", help="the device's flash file")
+    r = sub.add_parser("run", help="run premises (TOML files, or built-in names)")
+    r.add_argument("premises", nargs="+", help="premises TOML file(s) or built-in name(s): "
+                   "ihd, gsme-mains, gsme-battery, both-close-mains, both-close-battery, "
+                   "both-apart-mains, both-apart-battery")
+    run_options(r, "out/run")
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")
+    s.add_argument("path", help="a flash file, a device directory, or a run directory")
+    s.add_argument("--events", type=int, default=20, help="how many of the last events to show (default 20)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_state)
 

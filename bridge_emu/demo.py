@@ -1,97 +1,128 @@
-"""The demonstration: emulated devices taking firmware through the boot core.
+"""The demonstration, and `bridge-emu run`: premises on the simulated network.
 
-For each swap mode: a device is factory-programmed with 1.0.0, takes 1.1.0
-on trial and confirms it, takes 1.2.0 and reboots without confirming (the
-bootloader rolls back), and takes 1.2.0 again with the power cut in the middle
-of the install (the next boot resumes it). A table shows what ran, the flash
-work and the downtime of each step.
+The demo runs two built-in premises with nothing else to start:
+- "gsme-battery" (2 bridges: B1 at the hub, battery B3 at the gas meter), with
+  the power cut at B3 when 40 % of its download is in: it resumes from its flash;
+- "both-apart-mains" (3 bridges: B1, B2 at the gas meter, B4 at the IHD), where
+  B4 is given the faulty image: it installs, fails its self-test, and the
+  bootloader rolls it back.
+The hub holds new images for every bridge type and runs the GBCS flow:
+verification alerts, CS06 activation, trial boot, confirmation.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
-import random
+import pathlib
+import shutil
+import time
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bridge_emu import mcuboot
-from bridge_emu.device import Device
-from bridge_emu.errors import PowerCut
-from bridge_emu.flash import Geometry, Layout
+from bridge_emu.errors import BridgeEmuError
+from bridge_emu.premises import DEFAULT_IMAGES, ImageSet, PremisesRun, PremisesSpec, builtin_premises
 
-IMAGE_SIZE = 100_000
+MARKER = ".bridge-emu-run"
 
 
-def _image(key, version: str, security_counter: int) -> bytes:
-    payload = hashlib.shake_256(f"demo firmware {version}".encode()).digest(IMAGE_SIZE)
-    return mcuboot.sign_image(payload, key, version=version, security_counter=security_counter)
+def demo_premises() -> list[PremisesSpec]:
+    built = builtin_premises()
+    two = built["gsme-battery"]
+    two = dataclasses.replace(two, bridges=tuple(
+        dataclasses.replace(b, power_cut={"at_fraction": 0.4, "tear": "bits", "seed": 3}) if b.type == "B3" else b
+        for b in two.bridges))
+    three = built["both-apart-mains"]
+    three = dataclasses.replace(three, bridges=tuple(
+        dataclasses.replace(b, offer="faulty") if b.type == "B4" else b for b in three.bridges))
+    return [two, three]
 
 
-def _step(dev: Device, rows: list, mode: str, what: str, action) -> None:
-    before = dev.flash.stats
-    res = action()
-    after = dev.flash.stats
-    rows.append({
-        "mode": mode, "step": what, "runs": res.image.version,
-        "confirmed": dev.state.state == "confirmed", "actions": ",".join(res.actions) or "-",
-        "writes": after["writes"] - before["writes"], "erases": after["erases"] - before["erases"],
-        "downtime_ms": round(res.busy_us / 1000, 1),
-    })
+def prepare_dir(base: pathlib.Path) -> pathlib.Path:
+    """A run directory we own: created, or emptied if an earlier run made it."""
+    if base.exists() and any(base.iterdir()):
+        if not (base / MARKER).exists():
+            raise BridgeEmuError(f"{base}: exists and is not a bridge-emu run directory; refusing to overwrite")
+        shutil.rmtree(base)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MARKER).write_text("made by bridge-emu; `bridge-emu state` reads the devices in it\n")
+    return base
 
 
-def run_demo(seed: int = 1, json_out: bool = False) -> int:
-    rng = random.Random(seed)
-    key = mcuboot.generate_key()
-    images = {v: _image(key, v, i + 1) for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0"))}
-    rows: list[dict] = []
-    for mode in ("copy-swap", "bank-switch"):
-        g = Geometry.uniform(4096, 2 + 1 + 32 + 33)
-        dev = Device.create(None, g, Layout.simple(g, mode), keys=[key.public_key()])
-
-        def install(version: str, *, permanent: bool = False, confirm: bool = False):
-            dev.stage(images[version], permanent=permanent)
-            dev.reopen()
-            res = dev.boot()
-            if confirm:
-                dev.confirm()
-            return res
-
-        _step(dev, rows, mode, "factory 1.0.0", lambda: install("1.0.0", permanent=True))
-        _step(dev, rows, mode, "1.1.0, confirmed", lambda: install("1.1.0", confirm=True))
-        _step(dev, rows, mode, "1.2.0 on trial", lambda: install("1.2.0"))
-
-        def reboot():
-            dev.power_cycle()
-            return dev.boot()
-
-        _step(dev, rows, mode, "reboot, unconfirmed", reboot)
-
-        def cut_install():
-            dev.stage(images["1.2.0"])
-            dev.reopen()
-            # bank-switch installs with a single record write: cut that one
-            dev.flash.arm_cut(1 if mode == "bank-switch" else rng.randint(2, 120))
-            try:
-                dev.boot()
-            except PowerCut:
-                pass
-            dev.power_cycle()
-            return dev.boot()
-
-        _step(dev, rows, mode, "1.2.0, power cut", cut_install)
+def run_premises(specs: list[PremisesSpec], *, run_dir: pathlib.Path | None, images_dir: pathlib.Path,
+                 limit_s: float, json_out: bool, console: Console | None = None) -> int:
+    images = ImageSet(images_dir)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)
+    runs = [PremisesRun(spec, images, None if run_dir is None else run_dir / spec.name) for spec in specs]
+    wall0 = time.perf_counter()
     if json_out:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = Table(title="bridge-emu boot core: upgrade, rollback and power loss")
-    for col in ("mode", "step", "runs", "confirmed", "boot did", "writes", "erases", "downtime ms"):
-        table.add_column(col, justify="right" if col in ("writes", "erases", "downtime ms") else "left",
-                         no_wrap=col != "boot did")
-    for r in rows:
-        table.add_row(r["mode"], r["step"], r["runs"], "yes" if r["confirmed"] else "no", r["actions"],
-                      str(r["writes"]), str(r["erases"]), f"{r['downtime_ms']:.1f}")
-    con = Console()
-    con.print(table)
-    con.print("writes/erases: all flash work of the step (download included); downtime: flash-busy"
-              " time of the boot (45 ms per 4 KiB erase, 0.7 ms per 256-byte page)")
-    return 0
+        settled = [r.run(limit_s=limit_s) for r in runs]
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            tasks = {}
+            for r in runs:
+                for s in r.slots:
+                    tasks[(r.spec.name, s.spec.name)] = progress.add_task(
+                        f"{r.spec.name}/{s.spec.name} ({s.spec.type})", total=1, info="")
+
+            def update(r: PremisesRun) -> None:
+                for s in r.slots:
+                    done, size = r.progress(s)
+                    b = s.bridge
+                    info = f"t={r.net.scheduler.time:7.0f}s  {b.phase:8s} {b.record.outcome}"
+                    progress.update(tasks[(r.spec.name, s.spec.name)], completed=done, total=max(size, 1),
+                                    info=info)
+
+            settled = [r.run(limit_s=limit_s, on_slice=update) for r in runs]
+    wall = time.perf_counter() - wall0
+    rows = [row for r in runs for row in r.results()]
+    if json_out:
+        print(json.dumps({"wall_s": round(wall, 3), "settled": all(settled), "bridges": rows}, indent=2))
+    else:
+        _table(console, rows)
+        console.print(f"wall time {wall:.2f} s for {sum(r.net.scheduler.time for r in runs):.0f} s of virtual time"
+                      + (f"; devices and event logs in {run_dir} (see `bridge-emu state {run_dir}`)"
+                         if run_dir is not None else ""))
+        if not all(settled):
+            console.print(f"[red]not every bridge settled within {limit_s:.0f} s of virtual time[/]")
+    for r in runs:
+        for s in r.slots:
+            s.bridge.device.close()
+    return 0 if all(settled) else 1
+
+
+def _table(console: Console, rows: list[dict]) -> None:
+    for premises in dict.fromkeys(r["premises"] for r in rows):
+        t = Table(title=f"premises {premises}", title_justify="left")
+        for c in ("bridge", "offered", "firmware", "bytes / blocks", "download", "downtime", "erases",
+                  "alerts", "outcome"):
+            t.add_column(c, justify="right" if c in ("bytes / blocks", "download", "downtime", "erases")
+                         else "left")
+        for r in (r for r in rows if r["premises"] == premises):
+            extra = []
+            if r["resumed_from"]:
+                extra.append("resumed at byte " + ", ".join(str(o) for o in r["resumed_from"]))
+            if "energy_mJ" in r:
+                extra.append(f"{r['energy_mJ'] / 1000:.2f} J, {r['polls']} polls")
+            colour = {"upgraded": "green", "rolled back": "yellow"}.get(r["outcome"], "red")
+            t.add_row(f"{r['bridge']} {r['type']}", r["offered"],
+                      f"{r['version_before'].split('+')[0]} -> {r['version_after'].split('+')[0]}",
+                      f"{r['bytes']} / {r['blocks']}",
+                      "-" if r["download_s"] is None else f"{r['download_s']:.0f} s", f"{r['downtime_s']:.1f} s",
+                      str(r["flash_erases"]), " ".join(a.replace("0x", "") for a in r["alerts"]),
+                      f"[{colour}]{r['outcome']}[/]" + ("\n" + "\n".join(extra) if extra else ""))
+        console.print(t)
+    console.print("download and downtime in virtual time. Downtime: from a reboot until the bridge routes "
+                  "again (flash work, boot, rejoin). Alerts: 8F72 verified, 8F1C refused, 8F43 running "
+                  "version changed, 8F1B refused at power-on.")
+
+
+def run_demo(*, run_dir: pathlib.Path | None = pathlib.Path("out/demo"), images_dir: pathlib.Path = DEFAULT_IMAGES,
+             json_out: bool = False, limit_s: float = 4 * 3600) -> int:
+    return run_premises(demo_premises(), run_dir=None if run_dir is None else prepare_dir(run_dir),
+                        images_dir=images_dir, limit_s=limit_s, json_out=json_out)

@@ -161,8 +161,9 @@ def factory_program(device: Device, ota_bytes: bytes) -> None:
 class Hub:
     """The Communications Hub: the OTA server, plus the GBCS side. It answers a
     Firmware Verification Successful alert with a CS06 Activate Firmware for the
-    reported hash (now, or future-dated), and stops offering an image to a
-    bridge that rolled it back (alert 0x8F43 with another version)."""
+    reported hash (now, or future-dated). An image, once activated on a bridge,
+    is not offered to it again (nor after a rollback, alert 0x8F43 with another
+    version, on the self-activating route)."""
 
     def __init__(self, server, *, activation: str = "immediate", log: list | None = None):
         self.server = server
@@ -174,10 +175,9 @@ class Hub:
         self._counter = 0x1000
 
     def pop_outgoing(self):
-        out = self.server.pop_outgoing()
-        if self._out:
-            out += self._out
-            self._out = []
+        # a new list: the server's may be its own (empty) queue, not ours to extend
+        out = self.server.pop_outgoing() + self._out
+        self._out = []
         return out
 
     def next_deadline(self):
@@ -198,6 +198,10 @@ class Hub:
         if isinstance(msg, gbcs.ActivateResponse):
             self.outcomes[src] = msg.outcome
             self.log.append({"t": now, "from": src, "event": "cs06_response", "outcome": msg.outcome})
+            if msg.outcome == gbcs.Outcome.SUCCESS:
+                # activated: the image was delivered once, as the DCC distributes it; if
+                # the bridge rolls it back, it is not pushed again
+                self.server.offer(src, None)
             return
         if not isinstance(msg, gbcs.AlertMessage):
             return
