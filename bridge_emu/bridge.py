@@ -24,8 +24,8 @@ import pathlib
 from dataclasses import dataclass, field
 
 from bridge_emu import gbcs
-from bridge_emu.device import BootResult, Device
-from bridge_emu.errors import BridgeEmuError, CoreError, ImageError, NoBootableImage, PowerCut
+from bridge_emu.device import Device
+from bridge_emu.errors import CoreError, ImageError, NoBootableImage, PowerCut
 from bridge_emu.firmware import FirmwareManifest, manifest_from_image
 from bridge_emu.imagetool import file_version
 from bridge_emu.ota import client as ota

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 

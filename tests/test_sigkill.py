@@ -15,7 +15,7 @@ import time
 import pytest
 
 from bridge_emu.device import Device
-from bridge_emu.flash import STATS_OFF, DeviceConfig, Flash, Geometry, Layout
+from bridge_emu.flash import STATS_OFF, Flash, Geometry, Layout
 from rig import KEY, image
 
 pytestmark = pytest.mark.native
