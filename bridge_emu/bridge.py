@@ -119,6 +119,7 @@ class Bridge:
         self._gbcs_seq = 0
         self._boots = 0
         self._future_hash: bytes | None = None
+        self._warm = False                 # the next power_on is a reset: the chip kept its power
 
     # ------------------------------------------------------------ Machine
 
@@ -172,6 +173,7 @@ class Bridge:
 
     def _down(self, now: float, why: str) -> None:
         self._log(now, "power_lost", reason=why)
+        self._warm = False
         self.phase = "off"
         self.client = None
         self._timers = {"power_on": now + self.cfg.off_after_cut_s}
@@ -184,7 +186,11 @@ class Bridge:
             self.on_network_change(up)
 
     def _power_on(self, now: float) -> None:
-        self.device.power_cycle()
+        if self._warm:
+            self.device.reopen()  # a reset: RAM is gone, the flash chip (and an armed cut) stays
+        else:
+            self.device.power_cycle()
+        self._warm = False
         self._boots += 1
         self.phase = "booting"
         self.confirmed = False
@@ -212,6 +218,12 @@ class Bridge:
             self._alert(now, gbcs.Alert.FIRMWARE_VERSION_CHANGED, v)
             if "reverted" in res.actions:
                 self.record.outcome = "rolled back"
+        if (res.confirmed and self.record.outcome == "no update"
+                and str(self.manifest.version) != self.record.version_before):
+            # the new image's confirmation reached the flash, but power went before
+            # the firmware saw it (a cut inside confirm): it runs confirmed now
+            self._log(now, "confirmed", version=str(self.manifest.version))
+            self.record.outcome = "upgraded"
         ready = now + self.cfg.boot_overhead_s + res.busy_us / 1e6
         m = self.manifest
         self._timers = {}
@@ -227,6 +239,7 @@ class Bridge:
     def _reset(self, now: float, why: str) -> None:
         """A deliberate or watchdog reset: no flash operation is interrupted."""
         self._log(now, "reset", reason=why)
+        self._warm = True
         self.phase = "off"
         self.client = None
         self._network(False)

@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from bridge_emu import gbcs
 from bridge_emu.bridge import Bridge, BridgeConfig
 from bridge_emu.codec import ota_file as ota
+from bridge_emu.codec import zcl
 from bridge_emu.device import Device
 from bridge_emu.errors import BridgeEmuError
+from bridge_emu.flash import TEAR
 from bridge_emu.keys import key_paths, load_public_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
-from bridge_emu.profiles import profile
+from bridge_emu.profiles import ProfileError, profile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = ROOT / "images"
@@ -91,15 +93,60 @@ def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
         raise PremisesError(f"{where}: a premises has 1 to 3 bridges, not {len(bridges)}")
     if len(set(names)) != len(names):
         raise PremisesError(f"{where}: bridge names repeat: {names}")
-    for b in bridges:
-        profile(b.type)  # raises ProfileError for an unknown type
+    _check_hub(spec.hub, where)
+    for i, b in enumerate(bridges):
+        try:
+            profile(b.type)
+        except ProfileError as e:
+            raise PremisesError(f"{where}: bridge {b.name}: {e}") from None
         if b.offer not in OFFERS:
             raise PremisesError(f"{where}: bridge {b.name}: offer {b.offer!r} not one of {OFFERS}")
         if b.parent is not None and b.parent not in names:
             raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} is not a bridge here")
+        if b.parent is not None and b.parent not in names[:i]:
+            # the network is built in file order, from the hub outwards (no loops)
+            raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} must be listed before it")
         if b.type == "B1" and b.parent is not None:
             raise PremisesError(f"{where}: bridge {b.name}: B1 sits at the hub; it has no parent")
+        _check_bridge_tables(b, f"{where}: bridge {b.name}")
     return spec
+
+
+def _check_hub(hub: dict, where: str) -> None:
+    """What the run reads from [hub], checked here rather than failing mid-run."""
+    from bridge_emu.ota.server import PRESETS
+
+    personality = hub.get("personality", "gbcs-ch")
+    if personality not in PRESETS:
+        raise PremisesError(f"{where}: hub personality {personality!r} not one of {tuple(PRESETS)}")
+    activation = hub.get("activation", "immediate")
+    ok = activation in ("immediate", "none")
+    if isinstance(activation, str) and activation.startswith("future:"):
+        seconds = activation.split(":", 1)[1]
+        ok = seconds.isascii() and seconds.isdigit()
+    if not ok:
+        raise PremisesError(f"{where}: hub activation {activation!r}: want immediate, none or future:SECONDS")
+
+
+def _check_bridge_tables(b: BridgeSpec, where: str) -> None:
+    unknown = set(b.link) - {"latency_ms", "jitter_ms", "loss", "throughput_kbps", "payload_limit"}
+    if unknown:
+        raise PremisesError(f"{where}: link: unknown keys {sorted(unknown)}")
+    try:
+        _link_spec(b.link)
+    except (TypeError, ValueError, BridgeEmuError) as e:
+        raise PremisesError(f"{where}: link: {e}") from None
+    unknown = set(b.power_cut) - {"at_fraction", "tear", "seed"}
+    if unknown:
+        raise PremisesError(f"{where}: power_cut: unknown keys {sorted(unknown)}")
+    if b.power_cut:
+        fraction = b.power_cut.get("at_fraction", 0.5)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise PremisesError(f"{where}: power_cut: at_fraction {fraction!r} is not a number in 0..1")
+        if b.power_cut.get("tear", "bits") not in TEAR:
+            raise PremisesError(f"{where}: power_cut: tear {b.power_cut['tear']!r} not one of {tuple(TEAR)}")
+        if not isinstance(b.power_cut.get("seed", 7), int):
+            raise PremisesError(f"{where}: power_cut: seed {b.power_cut['seed']!r} is not an integer")
 
 
 def load_premises(path: str | pathlib.Path) -> PremisesSpec:
@@ -162,8 +209,9 @@ class Hub:
     """The Communications Hub: the OTA server, plus the GBCS side. It answers a
     Firmware Verification Successful alert with a CS06 Activate Firmware for the
     reported hash (now, or future-dated). An image, once activated on a bridge,
-    is not offered to it again (nor after a rollback, alert 0x8F43 with another
-    version, on the self-activating route)."""
+    is not offered to it again (nor after a rollback on the self-activating
+    route: alert 0x8F43 with another version, or a Query Next Image Request from
+    another version after its Upgrade End, whichever arrives first)."""
 
     def __init__(self, server, *, activation: str = "immediate", log: list | None = None):
         self.server = server
@@ -188,6 +236,8 @@ class Hub:
 
     def receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
         if cluster != gbcs.GBCS_CLUSTER:
+            if cluster == zcl.OTA_CLUSTER_ID:
+                self._went_back_before_alert(src, payload)
             self.server.receive(src, cluster, payload, now)
             return
         try:
@@ -198,9 +248,10 @@ class Hub:
         if isinstance(msg, gbcs.ActivateResponse):
             self.outcomes[src] = msg.outcome
             self.log.append({"t": now, "from": src, "event": "cs06_response", "outcome": msg.outcome})
-            if msg.outcome == gbcs.Outcome.SUCCESS:
-                # activated: the image was delivered once, as the DCC distributes it; if
-                # the bridge rolls it back, it is not pushed again
+            if msg.outcome in (gbcs.Outcome.SUCCESS, gbcs.Outcome.ACCEPTED):
+                # activated (or, future-dated, held for activation): the image was delivered
+                # once, as the DCC distributes it; if the bridge rolls it back, it is not pushed
+                # again (its 0x8F43 may reach the hub after its next query)
                 self.server.offer(src, None)
             return
         if not isinstance(msg, gbcs.AlertMessage):
@@ -220,6 +271,27 @@ class Hub:
             offered = self.server.overrides.get(src)
             if offered is not None and version != offered.file_version:
                 self.server.offer(src, None)  # it went back: do not push that image again
+
+    def _went_back_before_alert(self, src: int, payload: bytes) -> None:
+        """On the self-activating route a bridge activates once its Upgrade End
+        SUCCESS is answered with a time. A Query Next Image Request from another
+        version after that means it went back, even if its 0x8F43 alert has not
+        arrived (frames on a link can overtake each other, or be lost): stop
+        offering before the server answers the query."""
+        offered = self.server.overrides.get(src)
+        st = self.server.clients.get(src)
+        if (offered is None or st is None or self.server.policy.upgrade_time == "wait"
+                or st.upgrade_end_status != zcl.Status.SUCCESS or st.upgrade_end_version != offered.file_version):
+            return
+        # cluster-specific, not manufacturer-specific: byte 2 is the command id
+        if len(payload) < 3 or payload[0] & 0x07 != 0x01 or payload[2] != zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST:
+            return
+        try:
+            cmd = zcl.decode(payload, zcl.Direction.CLIENT_TO_SERVER).command
+        except zcl.ZclError:
+            return  # the server answers what is malformed
+        if cmd.current_file_version != offered.file_version:
+            self.server.offer(src, None)
 
 
 # ------------------------------------------------------------------ a run
