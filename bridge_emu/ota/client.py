@@ -134,6 +134,11 @@ class ClientConfig:
     seed: int = 0
 
 
+def _status_name(status: int) -> str:
+    """A status byte's name, or its value for bytes ZCL does not name."""
+    return Status(status).name if status in Status._value2member_map_ else f"status 0x{status:02x}"
+
+
 def max_data_size_for(max_payload: int) -> int:
     """Image bytes per block that fit a frame of max_payload bytes (ZCL header 3,
     block response fields 1+2+2+4+4, length 1)."""
@@ -277,9 +282,11 @@ class OtaClient:
                 magic, _, hdr_len, _, manufacturer, image_type, version = struct.unpack_from("<IHHHHHI", head)
             except (CoreError, struct.error):
                 magic = 0
-            if magic == 0x0BEEF11E and OTA_HEADER_MIN <= hdr_len <= size:
+            # the header is trusted only if the store's safe resume offset lies past it
+            # (a cut while it was written can leave the magic and the id but not the rest)
+            if magic == 0x0BEEF11E and OTA_HEADER_MIN <= hdr_len <= min(size, resume):
                 self.image = ImageId(manufacturer, image_type, version)
-                self.size, self.offset, self._begun = size, max(resume, hdr_len), True
+                self.size, self.offset, self._begun = size, resume, True
                 if resume >= size:
                     self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
                     self._events.append(DownloadComplete(self.image, size))
@@ -336,10 +343,15 @@ class OtaClient:
             self._events.append(Ignored("query response without a query"))
             return
         self._querying = False
+        if self.status not in (ImageUpgradeStatus.NORMAL, ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS):
+            # a late answer to a query made while paused: the download completed since;
+            # it must neither discard the image nor replace the Upgrade End deadline
+            self._events.append(Ignored("query response after the download completed"))
+            return
         if cmd.status != Status.SUCCESS:
             self._events.append(QueryAnswered(None, 0))
             if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
-                self._abandon(f"server no longer offers the image ({Status(cmd.status).name})", now)
+                self._abandon(f"server no longer offers the image ({_status_name(cmd.status)})", now)
             else:
                 self._at(now + c.query_interval_s, "query")
             return
@@ -358,7 +370,7 @@ class OtaClient:
         if self.image is not None:
             self._abandon("the server offers a different image", now, report=False)
         self.image, self.size, self.offset = image, cmd.image_size, 0
-        self._header, self._begun, self._timeouts = b"", False, 0
+        self._header, self._begun, self._timeouts, self._end_tries = b"", False, 0, 0
         self._pages = c.use_pages
         self.status = ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS
         self._events.append(DownloadStarted(image, self.size, 0))
@@ -473,7 +485,7 @@ class OtaClient:
     def _block_abort(self, frame, cmd: zcl.ImageBlockAbort, now: float) -> None:
         if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
             return
-        self._abandon(f"server answered {Status(cmd.status).name if cmd.status in Status._value2member_map_ else cmd.status}", now)
+        self._abandon(f"server answered {_status_name(cmd.status)}", now)
 
     def _abandon(self, reason: str, now: float, report: bool = True) -> None:
         if report:
@@ -481,6 +493,7 @@ class OtaClient:
         if self._begun:
             self.store.discard()
         self.image, self.size, self.offset = None, 0, 0
+        self.downloaded_version, self._end_tries = None, 0
         self._header, self._begun, self._querying = b"", False, False
         self.status = ImageUpgradeStatus.NORMAL
         self._at(now + self.config.query_interval_s, "query")
@@ -520,6 +533,10 @@ class OtaClient:
                 ImageUpgradeStatus.COUNT_DOWN, ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT):
             self._events.append(Ignored("upgrade end response with nothing downloaded"))
             return
+        if not self._end_tries:
+            # no Upgrade End Request sent yet: the device has not verified the image
+            self._events.append(Ignored("upgrade end response before the image was verified"))
+            return
         m, t, v = self._id()
         if (cmd.manufacturer not in (m, zcl.WILDCARD_MANUFACTURER)
                 or cmd.image_type not in (t, zcl.WILDCARD_IMAGE_TYPE)
@@ -536,6 +553,7 @@ class OtaClient:
                                    zcl.encode(zcl.default_response_to(frame.header, Status.NOT_AUTHORIZED))))
             self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
             self._events.append(WaitingForActivation(self.image))
+            self._deadline, self._action = FOREVER, ""  # answered: no retry, no timeout policy
             return
         # a server without a clock sends current_time 0: upgrade_time is then a delay
         delay = cmd.upgrade_time - cmd.current_time if cmd.current_time else cmd.upgrade_time
@@ -571,6 +589,8 @@ class OtaClient:
         # a server that answers our query with a Default Response has nothing for us
         if cmd.command == zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST and self._querying:
             self._querying = False
+            if self.status not in (ImageUpgradeStatus.NORMAL, ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS):
+                return  # the download completed since (see _query_response): keep its deadline
             self._events.append(QueryAnswered(None, 0))
             self._at(now + self.config.query_interval_s, "query")
 
