@@ -156,18 +156,22 @@ int32_t be_flash_read(be_flash_t *f, uint32_t addr, uint8_t *buf, uint32_t len)
     return BE_OK;
 }
 
-int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_t len)
+/* The program path of the array and of the OTP area alike: checks, the fault
+ * injector, AND-programming, counters and timing. A torn write is counted: it
+ * did reach the chip. */
+static int32_t program_area(be_flash_t *f, uint8_t *area, uint32_t area_size, uint32_t off,
+                            const uint8_t *buf, uint32_t len, uint64_t *ops, uint64_t *bytes)
 {
-    if (!f || (!buf && len)) {
+    if (!buf && len) {
         return BE_ERR_ARG;
     }
     if (f->fault.dead) {
         return BE_ERR_POWER_CUT;
     }
-    if (!in_range(addr, len, f->size)) {
+    if (!in_range(off, len, area_size)) {
         return BE_ERR_RANGE;
     }
-    if (addr % f->geo.write_align || len % f->geo.write_align) {
+    if (off % f->geo.write_align || len % f->geo.write_align) {
         return BE_ERR_ALIGN;
     }
     if (len == 0) {
@@ -177,11 +181,21 @@ int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_
     if (tear == BE_TEAR_NONE + 1) {
         return BE_ERR_POWER_CUT;
     }
-    program(f->mem + addr, buf, len, tear, f->fault.seed);
-    f->stats->writes++;
-    f->stats->bytes_written += len;
-    f->stats->busy_us += (uint64_t)pages_touched(f, addr, len) * f->geo.page_program_us;
+    program(area + off, buf, len, tear, f->fault.seed);
+    (*ops)++;
+    if (bytes) {
+        *bytes += len;
+    }
+    f->stats->busy_us += (uint64_t)pages_touched(f, off, len) * f->geo.page_program_us;
     return tear ? BE_ERR_POWER_CUT : BE_OK;
+}
+
+int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_t len)
+{
+    if (!f) {
+        return BE_ERR_ARG;
+    }
+    return program_area(f, f->mem, f->size, addr, buf, len, &f->stats->writes, &f->stats->bytes_written);
 }
 
 int32_t be_flash_erase(be_flash_t *f, uint32_t sector_addr)
@@ -272,29 +286,10 @@ int32_t be_flash_otp_read(be_flash_t *f, uint32_t off, uint8_t *buf, uint32_t le
 /* OTP programs like flash (AND) but has no erase: bits once cleared stay so. */
 int32_t be_flash_otp_write(be_flash_t *f, uint32_t off, const uint8_t *buf, uint32_t len)
 {
-    if (!f || (!buf && len)) {
+    if (!f) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
-        return BE_ERR_POWER_CUT;
-    }
-    if (!in_range(off, len, f->otp_size)) {
-        return BE_ERR_RANGE;
-    }
-    if (off % f->geo.write_align || len % f->geo.write_align) {
-        return BE_ERR_ALIGN;
-    }
-    if (len == 0) {
-        return BE_OK;
-    }
-    uint32_t tear = fault_step(f);
-    if (tear == BE_TEAR_NONE + 1) {
-        return BE_ERR_POWER_CUT;
-    }
-    program(f->otp + off, buf, len, tear, f->fault.seed);
-    f->stats->otp_writes++;
-    f->stats->busy_us += (uint64_t)pages_touched(f, off, len) * f->geo.page_program_us;
-    return tear ? BE_ERR_POWER_CUT : BE_OK;
+    return program_area(f, f->otp, f->otp_size, off, buf, len, &f->stats->otp_writes, NULL);
 }
 
 void be_flash_arm_cut(be_flash_t *f, uint32_t n, uint32_t tear, uint32_t seed)
