@@ -32,7 +32,6 @@ from bridge_emu.ota import client as ota
 from bridge_emu.ota_verify import verify_ota_in_flash
 from bridge_emu.profiles import BridgeProfile
 
-ZIGBEE_EPOCH_OFFSET = 0  # the simulation's t=0 is ZigBee UTC `utc0` (see BridgeConfig)
 
 
 @dataclass
