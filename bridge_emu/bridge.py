@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from bridge_emu import gbcs
 from bridge_emu.device import Device
-from bridge_emu.errors import CoreError, ImageError, NoBootableImage, PowerCut
+from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
 from bridge_emu.firmware import FirmwareManifest, manifest_from_image
 from bridge_emu.imagetool import file_version
 from bridge_emu.ota import client as ota
@@ -64,9 +64,8 @@ class DeviceStore:
         return self.device.read_download(offset, n)
 
     def held(self) -> tuple[int, int] | None:
-        if self.device.state.state not in ("downloading", "pending"):
-            return None
-        return self.device.ctx.rec.size, self.device.resume_offset()
+        size = self.device.download_size
+        return None if size is None else (size, self.device.resume_offset())
 
     def discard(self) -> None:
         self.device.discard_download()
@@ -349,7 +348,7 @@ class Bridge:
     def _verify(self, ev: ota.DownloadComplete, now: float) -> None:
         """What the bridge checks before it reports Firmware Verification Successful."""
         try:
-            addr = self._blob_addr()
+            addr = self.device.download_addr()
             r = verify_ota_in_flash(self.device.flash, addr, ev.size, manufacturer=self.profile.manufacturer,
                                     image_type=self.profile.image_type, hw_version=self.profile.hw_version,
                                     body="gbcs", supplier_key=self.supplier_key)
@@ -364,13 +363,6 @@ class Bridge:
         self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL, r.manufacturer_image_hash)
         self.client.verified(True, now)
 
-    def _blob_addr(self) -> int:
-        from bridge_emu.native import ffi, lib
-        out = ffi.new("uint32_t *")
-        rc = lib.be_dl_addr(self.device.ctx, out)
-        if rc:
-            raise CoreError(rc, "download slot address")
-        return int(out[0])
 
     # ------------------------------------------------------------ activation
 
@@ -380,7 +372,7 @@ class Bridge:
         if held is None:
             return None  # (a partial download fails the verification below)
         try:
-            r = verify_ota_in_flash(self.device.flash, self._blob_addr(), held[0],
+            r = verify_ota_in_flash(self.device.flash, self.device.download_addr(), held[0],
                                     manufacturer=self.profile.manufacturer, image_type=self.profile.image_type,
                                     hw_version=self.profile.hw_version, body="gbcs",
                                     supplier_key=self.supplier_key)

@@ -144,6 +144,17 @@ class Device:
         check(lib.be_mark_pending(self.ctx, int(permanent), info), "mark downloaded image pending")
         return ImageInfo.from_c(info)
 
+    def download_addr(self) -> int:
+        """Flash address of byte 0 of the download (its blob) in the download slot."""
+        out = ffi.new("uint32_t *")
+        check(lib.be_dl_addr(self.ctx, out), "download slot address")
+        return int(out[0])
+
+    @property
+    def download_size(self) -> int | None:
+        """Bytes of the download held (downloading or pending), else None."""
+        return int(self.ctx.rec.size) if self.state.state in ("downloading", "pending") else None
+
     def discard_download(self) -> None:
         check(lib.be_dl_discard(self.ctx), "discard download")
 

@@ -178,12 +178,11 @@ def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int 
     reasons: list[str] = []
     checks: dict = {}
     try:
-        f = ota.read_strict(data, ota.BodyKind.GBCS)
+        ota.read_strict(data, ota.BodyKind.GBCS)
         checks["format"] = "ok"
     except ota.OtaFileError as e:
         reasons.append(f"format: {e}")
         checks["format"] = str(e)
-        f = None
     insp = ota.read_tolerant(data)
     h = insp.file.header
     # the device's expectations are the file's own identity; a hardware
@@ -214,5 +213,4 @@ def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int 
             checks["manufacturer_signature"] = err.name
         else:
             checks["manufacturer_signature"] = "ok"
-    del f
     return Verdict(not reasons, reasons, checks)
