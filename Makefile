@@ -38,9 +38,9 @@ sanitize: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) -m bench
 
-# Rebuild images/ byte for byte from images/keys (deterministic signatures).
+# Rebuild bridge_emu/images/ byte for byte from its keys/ (deterministic signatures).
 images: $(STAMP)
-	$(PYTHON) -m bridge_emu.imageset images
+	$(PYTHON) -m bridge_emu.tools.imageset bridge_emu/images
 
 demo: $(STAMP)
 	$(BIN)/bridge-emu demo

@@ -1,6 +1,6 @@
 """Flash cost and downtime of one upgrade and one revert, per mode.
 
-MCUboot's reference case (../shared/reference/boot-and-flash.md): 4 KiB
+MCUboot's reference case (docs/flash-and-boot.md): 4 KiB
 sectors, write alignment 4, a 100,552-byte image. "writes" are program calls
 (the swap copies in 1,024-byte calls, as MCUboot's buffer does); program
 pages (256 bytes, what a serial NOR takes per command) are given too.
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 
-from bridge_emu import mcuboot
-from bridge_emu.device import Device
-from bridge_emu.flash import Geometry, Layout
+from bridge_emu.codec import mcuboot
+from bridge_emu.core.device import Device
+from bridge_emu.core.flash import Geometry, Layout
 
 IMAGE_SIZE = 100_552
 MCUBOOT_OFFSET = {"upgrade": {"writes": 251, "erases": 51, "max_erases_per_sector": 1},

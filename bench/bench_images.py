@@ -17,13 +17,13 @@ import sys
 import tempfile
 import time
 
-from bridge_emu import mcuboot
+from bridge_emu.codec import mcuboot
 from bridge_emu.codec import ota_file as ota
-from bridge_emu.crypto import make_trust
-from bridge_emu.imagetool import BuildSpec, _flash_holding, build
+from bridge_emu.core.host_crypto import make_trust
+from bridge_emu.tools.imagetool import BuildSpec, _flash_holding, build
 from bridge_emu.keys import generate_key
-from bridge_emu.native import ffi, lib
-from bridge_emu.ota_verify import verify_ota_in_flash
+from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.ota_verify import verify_ota_in_flash
 
 FILE_SIZE = 512 * 1024
 REPEAT = 20

@@ -5,7 +5,7 @@ import hashlib
 import random
 import time
 
-from bridge_emu.native import ffi, lib
+from bridge_emu.core._ffi import ffi, lib
 
 SIZE = 1 << 20
 SEED = 0x5A256

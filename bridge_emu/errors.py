@@ -1,8 +1,8 @@
-"""The project's exception types. C error codes become these, with a message
-that says what failed and where."""
-from __future__ import annotations
+"""The project's exception types: pure Python, importable without the C core.
 
-from bridge_emu.native import ffi, lib
+C error codes become CoreError subclasses in bridge_emu.core.errors, which
+fills in the code's stable name and its sentence."""
+from __future__ import annotations
 
 
 class BridgeEmuError(Exception):
@@ -10,14 +10,15 @@ class BridgeEmuError(Exception):
 
 
 class CoreError(BridgeEmuError):
-    """A C core call failed. `code` is the be_err_t value, `name` its identifier."""
+    """A C core call failed. `code` is the be_err_t value, `name` its identifier
+    ("BE_ERR_IMG_HASH"), `text` its sentence, `where` what was being done."""
 
-    def __init__(self, code: int, where: str = ""):
+    def __init__(self, code: int, name: str, text: str, where: str = ""):
         self.code = code
-        self.name = ffi.string(lib.be_err_name(code)).decode()
-        self.text = ffi.string(lib.be_err_text(code)).decode()
+        self.name = name
+        self.text = text
         self.where = where
-        msg = f"{self.name}: {self.text}"
+        msg = f"{name}: {text}"
         if where:
             msg = f"{where}: {msg}"
         super().__init__(msg)
@@ -53,24 +54,3 @@ class ImageFormatError(BridgeEmuError):
     def __init__(self, message: str, reason: str | None = None):
         self.reason = reason
         super().__init__(message)
-
-
-def error_for(code: int, where: str = "") -> CoreError:
-    if code == lib.BE_ERR_POWER_CUT:
-        return PowerCut(code, where)
-    if code == lib.BE_ERR_NO_IMAGE:
-        return NoBootableImage(code, where)
-    if lib.BE_ERR_IMG_MAGIC >= code >= lib.BE_ERR_CRYPTO:
-        return ImageError(code, where)
-    if lib.BE_ERR_OTA_MAGIC >= code >= lib.BE_ERR_OTA_MAGIC - 19:  # the OTA block, -40..-59
-        return ImageError(code, where)
-    if lib.BE_ERR_STATE >= code > lib.BE_ERR_IMG_MAGIC:
-        return StateError(code, where)
-    return FlashError(code, where)
-
-
-def check(rc: int, where: str = "") -> int:
-    """Return rc if it is not an error, else raise the matching CoreError."""
-    if rc < 0:
-        raise error_for(rc, where)
-    return rc

@@ -1,7 +1,7 @@
 """ZigBee OTA upgrade files (ZCL OTA cluster) and their GB smart-metering (GBCS) form.
 
 A file is header ‖ body, all integers little-endian (layout in
-/work/shared/reference/zigbee-ota.md):
+docs/zigbee-ota.md):
 
     header: magic 0x0BEEF11E, header_version 0x0100, header_length,
             field_control, manufacturer, image_type, file_version,

@@ -1,7 +1,7 @@
 """ZCL frames of the OTA Upgrade cluster (0x0019), as real bytes.
 
 A frame is a ZCL header and one command (layout in
-/work/shared/reference/zigbee-ota.md; all integers little-endian):
+docs/zigbee-ota.md; all integers little-endian):
 
     header: frame_control u8  bits 0-1 frame type (0 global, 1 cluster-specific),
                               bit 2 manufacturer-specific, bit 3 direction

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from bridge_emu.net.transport import NetError, ReceiveFn
 
-# IEEE 802.15.4 at 2.4 GHz (see shared/reference/zigbee-ota.md, "Radio facts for sizing").
+# IEEE 802.15.4 at 2.4 GHz (see docs/zigbee-ota.md, "Radio facts for sizing").
 ZIGBEE_BPS = 250_000
 ZIGBEE_APS_PAYLOAD = 82                  # unfragmented APS payload: the ZCL frame, header included
 ZIGBEE_FRAME_OVERHEAD = 127 - 82 + 6     # MAC/NWK/APS headers of a full 127-byte PSDU + 6-byte PHY header

@@ -11,7 +11,7 @@ Downloaded bytes go straight to the device's download slot through a
 DownloadStore (the C boot core): the flash is the progress, so a bridge that
 loses power resumes from what its flash holds.
 
-Behaviour follows the reference stacks (../shared/reference/zigbee-ota.md):
+Behaviour follows the reference stacks (docs/zigbee-ota.md):
 query jitter on Image Notify; block or page requests with fallback to blocks;
 SUCCESS / WAIT_FOR_DATA / ABORT block responses; wrong-offset and wrong-image
 blocks ignored; a timed-out request is retried at the same offset, never from
@@ -36,7 +36,7 @@ FOREVER = float("inf")
 
 
 class DownloadStore(Protocol):
-    """Where the image goes: the device's download slot (bridge_emu.device.Device)."""
+    """Where the image goes: the device's download slot (bridge_emu.core.device.Device)."""
 
     def begin(self, size: int, image_offset: int) -> None: ...
     def write(self, offset: int, data: bytes) -> None: ...

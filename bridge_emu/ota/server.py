@@ -4,7 +4,7 @@ Bytes and time in, frames and the next deadline out: no sockets, threads or
 sleeps. `OtaServer` implements the Machine protocol of bridge_emu.net.transport
 (receive / timer / pop_outgoing / next_deadline), so a Driver runs it on the
 simulated premises network (net.sim) or, later, over a serial dongle. Facts it
-builds on: /work/shared/reference/zigbee-ota.md and gbcs-firmware.md.
+builds on: docs/zigbee-ota.md and gbcs-firmware.md.
 
 API
     ImageStore                      OTA files by (manufacturer, image_type, file_version)

@@ -1,0 +1,208 @@
+"""An emulated device's boot core: slots, downloads, boot, confirm, fuses.
+
+A thin layer over the C core (native/be_boot.c): every method is one core
+call, and every failure raises one of bridge_emu.errors' types with a message
+naming what failed and where.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bridge_emu.core.host_crypto import HostCrypto, default_crypto
+from bridge_emu.core.errors import check, error_for, error_name
+from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
+from bridge_emu.codec.mcuboot import PublicKeyLike, public_key_der
+from bridge_emu.core._ffi import ffi, lib
+
+STATES = {
+    lib.BE_ST_NONE: "none", lib.BE_ST_CONFIRMED: "confirmed", lib.BE_ST_DOWNLOADING: "downloading",
+    lib.BE_ST_PENDING: "pending", lib.BE_ST_SWAPPING: "swapping", lib.BE_ST_TRIAL: "trial",
+    lib.BE_ST_REVERTING: "reverting",
+}
+ACTIONS = {
+    lib.BE_ACT_INSTALLED: "installed", lib.BE_ACT_RESUMED: "resumed", lib.BE_ACT_REVERTED: "reverted",
+    lib.BE_ACT_REFUSED: "refused", lib.BE_ACT_COUNTER: "counter-raised",
+}
+DOWNLOAD_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    version: str            # "major.minor.revision+build"
+    security_counter: int
+    total_size: int
+    hdr_size: int
+    img_size: int
+    sha256: bytes
+
+    @classmethod
+    def from_c(cls, i) -> "ImageInfo":
+        return cls(f"{i.ver_major}.{i.ver_minor}.{i.ver_revision}+{i.ver_build}",
+                   int(i.security_counter), int(i.total_size), int(i.hdr_size), int(i.img_size),
+                   bytes(ffi.buffer(i.hash, 32)))
+
+
+@dataclass(frozen=True)
+class BootResult:
+    slot: int
+    confirmed: bool
+    image: ImageInfo
+    actions: tuple[str, ...]
+    refused: str | None     # error name of a refused pending image, if any
+    busy_us: int            # flash-busy time of this boot (the downtime it adds)
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    state: str
+    seq: int
+    permanent: bool
+    bank: int
+    attempts: int
+
+
+class Device:
+    """The boot core of one emulated device, over its Flash."""
+
+    def __init__(self, flash: Flash, crypto: HostCrypto | None = None):
+        self.flash = flash
+        self.config = flash.config
+        self.crypto = crypto or default_crypto()
+        self._layout = self.config.layout.to_c()
+        self.ctx = ffi.new("be_device_t *")
+        self.reopen()
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike | None, geometry: Geometry, layout: Layout,
+               keys: list[PublicKeyLike] = (), notes: dict | None = None,
+               crypto: HostCrypto | None = None) -> "Device":
+        """A factory-fresh device (erased flash) with `keys` provisioned in OTP.
+        path None keeps the flash in memory."""
+        config = DeviceConfig(geometry, layout, notes or {})
+        flash = Flash.in_memory(config) if path is None else Flash.create(path, config)
+        for k in keys:
+            der = public_key_der(k)
+            check(lib.be_otp_add_key(flash.ctx, der, len(der)), "provision key")
+        return cls(flash, crypto)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, crypto: HostCrypto | None = None) -> "Device":
+        return cls(Flash.open(path), crypto)
+
+    def reopen(self) -> None:
+        """Read the state log again (what a reset does before the bootloader runs)."""
+        check(lib.be_device_open(self.ctx, self.flash.ctx, self._layout, self.crypto.crypto),
+              "open device")
+
+    def power_cycle(self) -> None:
+        """Power off and on: the chip loses any armed cut; RAM state is gone."""
+        self.flash.power_on()
+        self.reopen()
+
+    def close(self) -> None:
+        self.flash.close()
+
+    # -- boot ---------------------------------------------------------------
+
+    def boot(self) -> BootResult:
+        res = ffi.new("be_boot_result_t *")
+        check(lib.be_boot(self.ctx, res), "boot")
+        return BootResult(
+            slot=int(res.slot), confirmed=bool(res.confirmed), image=ImageInfo.from_c(res.image),
+            actions=tuple(name for bit, name in ACTIONS.items() if res.actions & bit),
+            refused=error_name(res.refused_err) if res.refused_err else None,
+            busy_us=int(res.busy_us))
+
+    def confirm(self) -> None:
+        check(lib.be_confirm(self.ctx), "confirm")
+
+    # -- downloads ----------------------------------------------------------
+
+    def begin_download(self, size: int, image_offset: int = 0) -> None:
+        check(lib.be_dl_begin(self.ctx, size, image_offset),
+              f"begin download of {size} bytes (image at +{image_offset})")
+
+    def write_download(self, offset: int, data: bytes) -> None:
+        check(lib.be_dl_write(self.ctx, offset, data, len(data)),
+              f"download write of {len(data)} bytes at offset {offset}")
+
+    def read_download(self, offset: int, n: int) -> bytes:
+        out = ffi.new("uint8_t[]", n)
+        check(lib.be_dl_read(self.ctx, offset, out, n), f"download read of {n} bytes at offset {offset}")
+        return bytes(ffi.buffer(out, n))
+
+    def resume_offset(self) -> int:
+        out = ffi.new("uint32_t *")
+        check(lib.be_dl_resume_offset(self.ctx, out), "download resume offset")
+        return int(out[0])
+
+    def mark_pending(self, permanent: bool = False) -> ImageInfo:
+        info = ffi.new("be_image_info_t *")
+        check(lib.be_mark_pending(self.ctx, int(permanent), info), "mark downloaded image pending")
+        return ImageInfo.from_c(info)
+
+    def download_addr(self) -> int:
+        """Flash address of byte 0 of the download (its blob) in the download slot."""
+        out = ffi.new("uint32_t *")
+        check(lib.be_dl_addr(self.ctx, out), "download slot address")
+        return int(out[0])
+
+    @property
+    def download_size(self) -> int | None:
+        """Bytes of the download held (downloading or pending), else None."""
+        return int(self.ctx.rec.size) if self.state.state in ("downloading", "pending") else None
+
+    def discard_download(self) -> None:
+        check(lib.be_dl_discard(self.ctx), "discard download")
+
+    def stage(self, blob: bytes, *, image_offset: int = 0, permanent: bool = False) -> ImageInfo:
+        """Download a whole blob and mark it pending (what a completed OTA does)."""
+        self.begin_download(len(blob), image_offset)
+        for off in range(0, len(blob), DOWNLOAD_CHUNK):
+            self.write_download(off, blob[off:off + DOWNLOAD_CHUNK])
+        return self.mark_pending(permanent)
+
+    # -- inspection ---------------------------------------------------------
+
+    @property
+    def state(self) -> StateRecord:
+        r = self.ctx.rec
+        return StateRecord(STATES.get(r.state, f"unknown({r.state})"), int(r.seq),
+                           bool(r.flags & lib.BE_F_PERMANENT), int(r.bank), int(r.attempts))
+
+    @property
+    def running_slot(self) -> int | None:
+        return self.ctx.running - 1 if self.ctx.running else None
+
+    def image_addr(self, slot: int) -> int:
+        return self.ctx.layout.slot_addr[slot] + self.ctx.image_off[slot]
+
+    def running_image(self) -> bytes:
+        """The bytes of the image that runs (header to end of TLVs)."""
+        if not self.ctx.running:
+            raise error_for(lib.BE_ERR_STATE, "running image: the device has not booted")
+        slot = self.ctx.running - 1
+        return self.flash.read(self.image_addr(slot), self.ctx.run_info.total_size)
+
+    def slot_image(self, slot: int) -> tuple[ImageInfo | None, str | None]:
+        """(info, None) if the slot holds an image the bootloader would accept,
+        else (header info or None, error name)."""
+        info = ffi.new("be_image_info_t *")
+        rc = lib.be_slot_validate(self.ctx, slot, info)
+        if rc == 0:
+            return ImageInfo.from_c(info), None
+        name = error_name(rc)
+        return (ImageInfo.from_c(info) if info.hdr_size else None), name
+
+    @property
+    def security_counter(self) -> int:
+        out = ffi.new("uint32_t *")
+        check(lib.be_otp_counter(self.flash.ctx, out), "read security counter")
+        return int(out[0])
+
+    @property
+    def n_keys(self) -> int:
+        return int(self.ctx.trust.n_keys)

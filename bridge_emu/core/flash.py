@@ -1,0 +1,347 @@
+"""Flash geometry, slot layout, and the device flash file.
+
+A device's whole persistent state is one buffer: a bytearray in memory, or a
+memory-mapped file on disk (the "flash file"). It holds, at fixed offsets:
+
+    0       magic b"BEMUDEV1", u32 length, JSON config (geometry, layout, notes)
+    4096    be_flash_stats_t (8 x u64): lifetime operation counters
+    4160    u32 erase count per sector
+    ...     OTP area (1 KiB, bits only clear), page-aligned
+    ...     the NOR flash array itself, page-aligned
+
+Only the C flash model writes the counters, OTP and flash after creation, so
+killing the process that holds the mapping is a real power cut: the file holds
+exactly what the flash held, including a half-done memcpy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import mmap
+import os
+import pathlib
+import struct
+from dataclasses import dataclass, field
+
+from bridge_emu.core.errors import check
+from bridge_emu.errors import BridgeEmuError
+from bridge_emu.core._ffi import ffi, lib
+
+MAGIC = b"BEMUDEV1"
+PAGE = 4096
+STATS_OFF = PAGE
+STATS_SIZE = 64
+COUNTS_OFF = STATS_OFF + STATS_SIZE
+OTP_SIZE = 1024
+
+TEAR = {"none": lib.BE_TEAR_NONE, "prefix": lib.BE_TEAR_PREFIX, "bits": lib.BE_TEAR_BITS}
+MODES = {"copy-swap": lib.BE_MODE_COPY_SWAP, "bank-switch": lib.BE_MODE_BANK_SWITCH}
+
+
+class DeviceFileError(BridgeEmuError):
+    """A flash file is missing, truncated, or not a bridge-emu device."""
+
+
+def _align(v: int, a: int = PAGE) -> int:
+    return (v + a - 1) // a * a
+
+
+@dataclass(frozen=True)
+class Region:
+    """A run of `count` equal sectors of `size` bytes, each erased in `erase_us`."""
+
+    count: int
+    size: int
+    erase_us: int
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """NOR flash geometry and timing model.
+
+    Default timing is a typical 4 KiB-sector serial NOR (W25Q-class datasheet
+    typicals): 45 ms per 4 KiB sector erase, 0.7 ms per 256-byte page program.
+    """
+
+    regions: tuple[Region, ...]
+    write_align: int = 4
+    page_size: int = 256
+    page_program_us: int = 700
+
+    @classmethod
+    def uniform(cls, sector_size: int, count: int, *, erase_us: int | None = None, **kw) -> "Geometry":
+        if erase_us is None:
+            erase_us = 45_000 * max(1, sector_size // 4096)
+        return cls((Region(count, sector_size, erase_us),), **kw)
+
+    @property
+    def size(self) -> int:
+        return sum(r.count * r.size for r in self.regions)
+
+    @property
+    def n_sectors(self) -> int:
+        return sum(r.count for r in self.regions)
+
+    def sectors(self) -> list[tuple[int, int]]:
+        """(start, size) of every sector."""
+        out, addr = [], 0
+        for r in self.regions:
+            for _ in range(r.count):
+                out.append((addr, r.size))
+                addr += r.size
+        return out
+
+    def to_c(self):
+        g = ffi.new("be_geometry_t *")
+        if not 1 <= len(self.regions) <= 8:
+            raise DeviceFileError(f"a geometry has 1 to 8 regions, not {len(self.regions)}")
+        g.n_regions = len(self.regions)
+        for i, r in enumerate(self.regions):
+            g.region[i].count, g.region[i].size, g.region[i].erase_us = r.count, r.size, r.erase_us
+        g.write_align = self.write_align
+        g.page_size = self.page_size
+        g.page_program_us = self.page_program_us
+        return g
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Geometry":
+        d = dict(d)
+        d["regions"] = tuple(Region(**r) for r in d["regions"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the state log, plan area and the two slots live in the flash."""
+
+    mode: str                      # "copy-swap" or "bank-switch"
+    log: tuple[int, int]           # addresses of the two state-log sectors
+    slots: tuple[tuple[int, int], tuple[int, int]]  # (addr, size) of slot 0 and 1
+    plan: tuple[int, int] = (0, 0)  # copy-swap: (addr, size) of the plan area
+    max_attempts: int = 1
+    allow_downgrade: bool = False
+
+    @classmethod
+    def simple(cls, geometry: Geometry, mode: str, **kw) -> "Layout":
+        """Log in sectors 0-1; copy-swap: plan area in the next sector(s), as
+        many as a plan for a full slot needs; the rest split between the slots
+        (copy-swap: the secondary gets one more sector)."""
+        secs = geometry.sectors()
+        sizes = {s for _, s in secs}
+        if len(sizes) != 1:
+            raise DeviceFileError("Layout.simple needs a uniform geometry; give the layout explicitly")
+        sec = secs[0][1]
+        if mode == "copy-swap":
+            plan = 1
+            while True:
+                n = (len(secs) - 2 - plan - 1) // 2
+                if n < 1:
+                    raise DeviceFileError(f"{len(secs)} sectors are too few for a copy-swap layout")
+                if 32 + _align(16 * n, 32) <= plan * sec:
+                    break
+                plan += 1
+            base = (2 + plan) * sec
+            return cls(mode, (0, sec), ((base, n * sec), (base + n * sec, (n + 1) * sec)),
+                       plan=(2 * sec, plan * sec), **kw)
+        if mode == "bank-switch":
+            n = (len(secs) - 2) // 2
+            base = 2 * sec
+            return cls(mode, (0, sec), ((base, n * sec), (base + n * sec, n * sec)), **kw)
+        raise DeviceFileError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
+
+    def to_c(self):
+        if self.mode not in MODES:
+            raise DeviceFileError(f"unknown mode {self.mode!r}; expected one of {sorted(MODES)}")
+        c = ffi.new("be_layout_t *")
+        c.mode = MODES[self.mode]
+        c.log_addr = list(self.log)
+        c.plan_addr, c.plan_size = self.plan
+        c.slot_addr = [self.slots[0][0], self.slots[1][0]]
+        c.slot_size = [self.slots[0][1], self.slots[1][1]]
+        c.max_attempts = self.max_attempts
+        c.options = lib.BE_OPT_ALLOW_DOWNGRADE if self.allow_downgrade else 0
+        return c
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Layout":
+        d = dict(d)
+        d["log"] = tuple(d["log"])
+        d["slots"] = tuple(tuple(s) for s in d["slots"])
+        d["plan"] = tuple(d["plan"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    geometry: Geometry
+    layout: Layout
+    notes: dict = field(default_factory=dict)  # free-form (profile name, ...)
+
+    def to_json(self) -> dict:
+        return {"geometry": self.geometry.to_json(), "layout": self.layout.to_json(), "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DeviceConfig":
+        return cls(Geometry.from_json(d["geometry"]), Layout.from_json(d["layout"]), d.get("notes", {}))
+
+
+def _offsets(geometry: Geometry) -> tuple[int, int, int]:
+    otp_off = _align(COUNTS_OFF + 4 * geometry.n_sectors)
+    flash_off = _align(otp_off + OTP_SIZE)
+    return otp_off, flash_off, flash_off + geometry.size
+
+
+class Flash:
+    """A NOR flash chip with its OTP area and counters, over one buffer.
+
+    `power_on()` (re)initialises the C model over the buffer: what a power
+    cycle does to a chip (the fault injector is cleared; contents stay).
+    """
+
+    def __init__(self, buf, config: DeviceConfig, *, path: pathlib.Path | None = None, _file=None):
+        self.config = config
+        self.geometry = config.geometry
+        self.path = path
+        self._file = _file
+        self._buf = buf
+        self._otp_off, self._flash_off, total = _offsets(self.geometry)
+        if len(buf) < total:
+            raise DeviceFileError(f"{path or 'buffer'}: {len(buf)} bytes, the geometry needs {total}")
+        self._cbuf = ffi.from_buffer(buf)
+        self.ctx = ffi.new("be_flash_t *")
+        self.power_on()
+
+    # -- creation ---------------------------------------------------------
+
+    @staticmethod
+    def _image(config: DeviceConfig) -> bytearray:
+        otp_off, flash_off, total = _offsets(config.geometry)
+        meta = json.dumps(config.to_json(), sort_keys=True).encode()
+        if len(meta) > PAGE - 12:
+            raise DeviceFileError("device config too large for the file header")
+        buf = bytearray(total)
+        buf[0:12] = MAGIC + struct.pack("<I", len(meta))
+        buf[12:12 + len(meta)] = meta
+        buf[otp_off:otp_off + OTP_SIZE] = b"\xff" * OTP_SIZE
+        buf[flash_off:total] = b"\xff" * config.geometry.size  # a factory-fresh chip reads erased
+        return buf
+
+    @classmethod
+    def in_memory(cls, config: DeviceConfig) -> "Flash":
+        return cls(cls._image(config), config)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: DeviceConfig) -> "Flash":
+        path = pathlib.Path(path)
+        if path.exists():
+            raise DeviceFileError(f"{path}: already exists; refusing to overwrite a device")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(cls._image(config))
+        os.replace(tmp, path)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Flash":
+        path = pathlib.Path(path)
+        try:
+            f = open(path, "r+b")
+        except OSError as e:
+            raise DeviceFileError(f"{path}: cannot open device file ({e.strerror})") from None
+        head = f.read(PAGE)
+        if len(head) < 12:
+            f.close()
+            raise DeviceFileError(f"{path}: truncated ({len(head)} bytes; not even a header)")
+        if head[:8] != MAGIC:
+            f.close()
+            raise DeviceFileError(f"{path}: not a bridge-emu device file (bad magic)")
+        (n,) = struct.unpack_from("<I", head, 8)
+        try:
+            config = DeviceConfig.from_json(json.loads(head[12:12 + n]))
+        except (ValueError, KeyError, TypeError) as e:
+            f.close()
+            raise DeviceFileError(f"{path}: unreadable device config ({e})") from None
+        size = os.fstat(f.fileno()).st_size
+        total = _offsets(config.geometry)[2]
+        if size < total:
+            f.close()
+            raise DeviceFileError(f"{path}: truncated ({size} bytes, expected {total})")
+        mm = mmap.mmap(f.fileno(), total)
+        return cls(mm, config, path=path, _file=f)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._cbuf = None
+            self.ctx = None
+            self._buf.flush()
+            self._buf.close()
+            self._file.close()
+            self._file = None
+
+    # -- the chip -----------------------------------------------------------
+
+    def power_on(self) -> None:
+        n = self.geometry.n_sectors
+        base = self._cbuf
+        check(lib.be_flash_init(
+            self.ctx, base + self._flash_off, self.geometry.size, self.geometry.to_c(),
+            ffi.cast("uint32_t *", base + COUNTS_OFF), n,
+            ffi.cast("be_flash_stats_t *", base + STATS_OFF),
+            base + self._otp_off, OTP_SIZE), "flash geometry")
+
+    def read(self, addr: int, n: int) -> bytes:
+        out = ffi.new("uint8_t[]", n)
+        check(lib.be_flash_read(self.ctx, addr, out, n), f"read {n} bytes at 0x{addr:x}")
+        return bytes(ffi.buffer(out, n))
+
+    def write(self, addr: int, data: bytes) -> None:
+        check(lib.be_flash_write(self.ctx, addr, data, len(data)), f"write {len(data)} bytes at 0x{addr:x}")
+
+    def erase(self, addr: int) -> None:
+        check(lib.be_flash_erase(self.ctx, addr), f"erase sector at 0x{addr:x}")
+
+    def arm_cut(self, n: int, tear: str = "none", seed: int = 0) -> None:
+        """Cut power at the n-th write or erase from now (n >= 1)."""
+        lib.be_flash_arm_cut(self.ctx, n, TEAR[tear], seed & 0xFFFFFFFF)
+
+    def disarm(self) -> None:
+        lib.be_flash_arm_cut(self.ctx, 0, 0, 0)
+
+    @property
+    def ops_since_arm(self) -> int:
+        return self.ctx.fault.ops
+
+    @property
+    def cut(self) -> bool:
+        return bool(self.ctx.fault.dead)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        s = self.ctx.stats
+        return {k: int(getattr(s, k)) for k in
+                ("writes", "erases", "bytes_written", "bytes_erased", "reads", "bytes_read",
+                 "busy_us", "otp_writes")}
+
+    def erase_counts(self) -> list[int]:
+        return list(ffi.unpack(ffi.cast("uint32_t *", self._cbuf + COUNTS_OFF), self.geometry.n_sectors))
+
+    def contents(self) -> bytes:
+        """The flash array as it reads now (not through the model: no counters move)."""
+        return bytes(self._buf[self._flash_off:self._flash_off + self.geometry.size])
+
+    def otp_contents(self) -> bytes:
+        return bytes(self._buf[self._otp_off:self._otp_off + OTP_SIZE])
+
+    def snapshot(self) -> bytes:
+        """The whole persistent state (config, counters, OTP, flash)."""
+        return bytes(self._buf)
+
+    def restore(self, snap: bytes) -> None:
+        self._buf[:len(snap)] = snap
+        self.power_on()

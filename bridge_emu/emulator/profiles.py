@@ -1,0 +1,110 @@
+"""The model of the Alt HAN bridge types B1-B4.
+
+No public document details B1-B4 (see docs/gbcs-firmware.md),
+so this is the project's own model: documented, configurable assumptions.
+Every field can be overridden per device in a premises file.
+
+Placement and power follow the seed's configurations: B1 sits by the
+Communications Hub (CH); the remote bridges reach the CH through B1 over the
+point-to-point link. B2 sits at a gas meter with mains nearby, B3 at a gas
+meter on battery (a sleepy end device that polls its parent), B4 at the
+in-home display.
+
+Flash parts and swap modes are chosen to cover what such products use:
+- B1 and B4: external 4 KiB-sector serial NOR with copy-swap (the common
+  low-cost design: the MCU executes from one slot).
+- B2: a dual-bank internal flash, 8 KiB pages, write alignment 8, bank-switch.
+- B3: battery powered, so it avoids copying: bank-switch on a dual-bank
+  internal flash of mixed sector sizes (16 KiB then 64 KiB), write alignment
+  16. Energy per update is reported from flash-busy time and radio time.
+
+The manufacturer code 0xBEE0 is made up for the emulator (it is not a
+CSA-assigned code); image types 0x0B01-0x0B04 likewise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge_emu.errors import BridgeEmuError
+from bridge_emu.core.flash import Geometry, Layout, Region
+
+MANUFACTURER = 0xBEE0
+
+
+class ProfileError(BridgeEmuError):
+    """Unknown bridge type or impossible profile."""
+
+
+@dataclass(frozen=True)
+class BridgeProfile:
+    bridge_type: str            # "B1".."B4"
+    placement: str
+    power: str                  # "mains" or "battery"
+    radio_role: str             # ZigBee role towards the HAN
+    sleepy: bool                # polls its parent instead of listening
+    manufacturer: int
+    image_type: int
+    hw_version: int             # the device's hardware version
+    hw_range: tuple[int, int]   # the range its firmware images declare
+    mode: str                   # swap mode of its bootloader
+    flash_part: str             # what the geometry models
+    geometry: Geometry
+    payload_size: int           # emulated firmware payload bytes
+    poll_interval_s: float = 0.0  # sleepy devices: how often they poll their parent
+    fast_poll_s: float = 0.0      # ... and how often while they expect replies (a download)
+    active_ma: float = 0.0      # battery model: current while radio/flash busy
+    sleep_ua: float = 0.0
+
+    def layout(self) -> Layout:
+        if self.bridge_type != "B3":
+            return Layout.simple(self.geometry, self.mode)
+        # B3: 2 x 16 KiB log sectors, then two banks of 16 KiB + 4 x 64 KiB each
+        k = 1024
+        return Layout("bank-switch", (0, 16 * k),
+                      ((32 * k, 16 * k + 256 * k), (32 * k + 272 * k, 16 * k + 256 * k)))
+
+
+def _b3_geometry() -> Geometry:
+    """16 KiB sectors for the state log and each bank's head (where a download's
+    OTA header lands), 64 KiB sectors for each bank's body: 2 x 16 KiB log,
+    bank A = 16 KiB + 4 x 64 KiB at 32 KiB, bank B the same at 304 KiB."""
+    head, body = Region(1, 16384, 250_000), Region(4, 65536, 700_000)
+    return Geometry((Region(2, 16384, 250_000), head, body, head, body),
+                    write_align=16, page_size=256, page_program_us=50)
+
+
+PROFILES: dict[str, BridgeProfile] = {
+    "B1": BridgeProfile(
+        "B1", placement="at the Communications Hub", power="mains", radio_role="router",
+        sleepy=False, manufacturer=MANUFACTURER, image_type=0x0B01, hw_version=0x0102,
+        hw_range=(0x0100, 0x01FF), mode="copy-swap",
+        flash_part="external serial NOR, 4 KiB sectors (W25Q-class), 1 MiB",
+        geometry=Geometry.uniform(4096, 256, write_align=4), payload_size=180_000),
+    "B2": BridgeProfile(
+        "B2", placement="at the gas meter, mains nearby", power="mains", radio_role="router",
+        sleepy=False, manufacturer=MANUFACTURER, image_type=0x0B02, hw_version=0x0201,
+        hw_range=(0x0200, 0x02FF), mode="bank-switch",
+        flash_part="internal dual-bank flash, 8 KiB pages, 8-byte write unit",
+        geometry=Geometry.uniform(8192, 2 + 2 * 32, write_align=8, page_program_us=60,
+                                  erase_us=20_000), payload_size=160_000),
+    "B3": BridgeProfile(
+        "B3", placement="at the gas meter, battery powered", power="battery",
+        radio_role="sleepy end device", sleepy=True, manufacturer=MANUFACTURER, image_type=0x0B03,
+        hw_version=0x0301, hw_range=(0x0300, 0x03FF), mode="bank-switch",
+        flash_part="internal dual-bank flash, 16 KiB then 64 KiB sectors, 16-byte write unit",
+        geometry=_b3_geometry(), payload_size=140_000, poll_interval_s=7.5, fast_poll_s=0.25,
+        active_ma=18.0, sleep_ua=2.0),
+    "B4": BridgeProfile(
+        "B4", placement="at the in-home display", power="mains", radio_role="router",
+        sleepy=False, manufacturer=MANUFACTURER, image_type=0x0B04, hw_version=0x0401,
+        hw_range=(0x0400, 0x04FF), mode="copy-swap",
+        flash_part="external serial NOR, 4 KiB sectors, byte-writable, 512 KiB",
+        geometry=Geometry.uniform(4096, 128, write_align=1), payload_size=120_000),
+}
+
+
+def profile(bridge_type: str) -> BridgeProfile:
+    try:
+        return PROFILES[bridge_type.upper()]
+    except KeyError:
+        raise ProfileError(f"unknown bridge type {bridge_type!r}; expected one of {sorted(PROFILES)}") from None

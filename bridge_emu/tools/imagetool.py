@@ -1,0 +1,217 @@
+"""Firmware files: build, inspect and verify GB smart-metering OTA files.
+
+A file is a ZigBee OTA header and a GBCS Upgrade Image (Manufacturer Image ||
+force_replace || 0x40 || supplier signature); the Manufacturer Image is the
+manufacturer's own bootable (MCUboot-format) image whose payload is the
+emulated firmware. Verification runs the same C code an emulated bridge runs
+on download completion (the file is placed in an emulated flash and read
+through the flash model), so the tool and the devices cannot disagree.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from bridge_emu.codec import firmware, mcuboot
+from bridge_emu.codec import ota_file as ota
+from bridge_emu.core.host_crypto import make_trust
+from bridge_emu.core.errors import error_for
+from bridge_emu.errors import BridgeEmuError, ImageError, ImageFormatError
+from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
+from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.ota_verify import verify_ota_in_flash
+from bridge_emu.emulator.profiles import profile
+
+HEADER_STRING = "bridge-emu {type} {version}"
+
+
+def file_version(version: str) -> int:
+    """OTA file_version of an image version: major << 24 | minor << 16 | revision
+    (the build number is not part of it)."""
+    v = mcuboot.ImageVersion.parse(version)
+    if v.revision > 0xFFFF:
+        raise BridgeEmuError(f"version {version}: revision above 65535 does not fit the OTA file version")
+    return v.major << 24 | v.minor << 16 | v.revision
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What `bridge-emu image build` makes; None fields come from the bridge type's profile."""
+
+    bridge_type: str
+    version: str
+    security_counter: int = 1
+    manufacturer: int | None = None
+    image_type: int | None = None
+    hw_range: tuple[int, int] | None = None
+    payload_size: int | None = None
+    build_id: str = ""
+    behaviour: dict = field(default_factory=dict)  # fails_self_test, crashes_at_boot, never_rejoins
+
+
+def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
+    """(GBCS file name, file bytes). Deterministic: same spec and keys, same bytes."""
+    prof = profile(spec.bridge_type)
+    manifest = firmware.FirmwareManifest(prof.bridge_type, spec.version, spec.build_id, **spec.behaviour)
+    bootable = firmware.build_bootable(manifest, spec.payload_size or prof.payload_size, manufacturer_key,
+                                       spec.security_counter)
+    lo, hi = spec.hw_range or prof.hw_range
+    f = ota.build_gbcs_file(
+        bootable, supplier_key,
+        manufacturer=prof.manufacturer if spec.manufacturer is None else spec.manufacturer,
+        image_type=prof.image_type if spec.image_type is None else spec.image_type,
+        file_version=file_version(spec.version), min_hardware_version=lo, max_hardware_version=hi,
+        header_string=HEADER_STRING.format(type=prof.bridge_type, version=spec.version))
+    return ota.gbcs_file_name(f), f.build()
+
+
+# ------------------------------------------------------------------ inspect
+
+
+def _spans(layout) -> dict:
+    def span(s: ota.Span) -> dict:
+        return {"offset": s.offset, "length": s.length}
+
+    out = {name: span(v) for name, v in vars(layout).items() if isinstance(v, ota.Span)}
+    out["fields"] = {name: span(v) for name, v in layout.fields.items()}
+    out["elements"] = [{name: span(v) if isinstance(v, ota.Span) else v for name, v in vars(e).items()}
+                       for e in layout.elements]
+    return out
+
+
+def inspect(data: bytes, *, supplier_key=None, manufacturer_key=None) -> dict:
+    """Everything about a file, as JSON-ready data. Raises OtaFileError only
+    when nothing sensible can be read."""
+    insp = ota.read_tolerant(data)
+    f = insp.file
+    h = f.header
+    out: dict = {
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "header": {
+            "header_version": h.header_version, "header_length": h.header_length,
+            "field_control": h.field_control, "manufacturer": h.manufacturer,
+            "image_type": h.image_type, "file_version": h.file_version,
+            "stack_version": h.stack_version, "header_string": h.text,
+            "total_image_size": h.total_image_size,
+            "security_credential_version": h.security_credential_version,
+            "upgrade_file_destination": (f"{h.upgrade_file_destination:016x}"
+                                         if h.upgrade_file_destination is not None else None),
+            "min_hardware_version": h.min_hardware_version,
+            "max_hardware_version": h.max_hardware_version,
+        },
+        "file_start": insp.start,
+        "body_kind": insp.body_kind.name.lower(),
+        "anomalies": [{"kind": a.kind, "offset": a.offset, "message": a.message} for a in insp.anomalies],
+        "off_spec": insp.off_spec,
+        "layout": _spans(f.layout()),
+        "signatures": {},
+    }
+    body = f.body
+    if isinstance(body, ota.GbcsBody):
+        out["gbcs"] = {
+            "manufacturer_image_size": len(body.manufacturer_image),
+            "manufacturer_image_hash": ota.manufacturer_image_hash(body).hex(),
+            "force_replace": body.force_replace,
+            "signed": body.signed,
+            "suggested_name": ota.gbcs_file_name(f),
+        }
+        out["inner_image"] = _inner(body.manufacturer_image)
+        if supplier_key is not None:
+            out["signatures"]["supplier"] = body.signed and ota.verify_supplier_signature(body, supplier_key)
+        if manufacturer_key is not None:
+            out["signatures"]["manufacturer"] = _inner_signature_ok(body.manufacturer_image, manufacturer_key)
+    else:
+        out["generic"] = {"elements": [{"tag": e.tag, "length": len(e.data)} for e in body.elements]}
+    return out
+
+
+def _inner(image: bytes) -> dict:
+    try:
+        p = mcuboot.parse_image(image)
+    except ImageFormatError as e:
+        return {"format": "unknown", "error": str(e)}
+    out = {
+        "format": "mcuboot", "version": str(p.version), "header_size": p.hdr_size,
+        "payload_size": p.img_size, "security_counter": p.security_counter,
+        "sha256": p.sha256.hex() if p.sha256 else None,
+        "tlvs": [{"type": t.type, "length": len(t.data), "protected": t.protected} for t in p.tlvs],
+    }
+    try:
+        m = firmware.manifest_from_image(image)
+        out["firmware"] = {"bridge_type": m.bridge_type, "version": str(m.version), "build_id": m.build_id,
+                           "fails_self_test": m.fails_self_test, "crashes_at_boot": m.crashes_at_boot,
+                           "never_rejoins": m.never_rejoins}
+    except BridgeEmuError as e:
+        out["firmware"] = {"error": str(e)}
+    return out
+
+
+def _inner_signature_ok(image: bytes, key) -> bool:
+    try:
+        mcuboot.verify_image(image, [key])
+        return True
+    except BridgeEmuError:
+        return False
+
+
+# ------------------------------------------------------------------- verify
+
+
+@dataclass
+class Verdict:
+    valid: bool
+    reasons: list[str]              # every reason the file is refused
+    checks: dict                    # what was checked and how it went
+
+
+def _flash_holding(data: bytes) -> Flash:
+    sectors = max(4, -(-len(data) // 4096) + 2)
+    g = Geometry.uniform(4096, sectors, write_align=1)
+    flash = Flash.in_memory(DeviceConfig(g, Layout.simple(g, "bank-switch")))
+    flash.write(0, data)
+    return flash
+
+
+def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int | None = None) -> Verdict:
+    """What a bridge checks on download completion, in C, plus the strict
+    reading of the file: every reason it fails, not just the first."""
+    reasons: list[str] = []
+    checks: dict = {}
+    try:
+        ota.read_strict(data, ota.BodyKind.GBCS)
+        checks["format"] = "ok"
+    except ota.OtaFileError as e:
+        reasons.append(f"format: {e}")
+        checks["format"] = str(e)
+    insp = ota.read_tolerant(data)
+    h = insp.file.header
+    # the device's expectations are the file's own identity; a hardware
+    # version, if given, is checked against the file's range
+    hw = hw_version if hw_version is not None else (h.min_hardware_version or 0)
+    flash = _flash_holding(data[insp.start:])
+    try:
+        r = verify_ota_in_flash(flash, 0, len(data) - insp.start, manufacturer=h.manufacturer,
+                                image_type=h.image_type, hw_version=hw, body="gbcs",
+                                supplier_key=supplier_key)
+        checks["supplier_signature"] = "ok"
+        checks["manufacturer_image_hash"] = r.manufacturer_image_hash.hex()
+        image_at, image_len = r.image_offset, r.image_length
+    except ImageError as e:
+        reasons.append(f"supplier: {e}")
+        checks["supplier_signature"] = e.name
+        image_at = image_len = None
+        if isinstance(insp.file.body, ota.GbcsBody):
+            span = insp.file.layout().manufacturer_image
+            image_at, image_len = span.offset, span.length
+    if manufacturer_key is not None and image_at is not None:
+        trust = make_trust([manufacturer_key])
+        info = ffi.new("be_image_info_t *")
+        rc = lib.be_image_validate(flash.ctx, image_at, image_len, trust, info)
+        if rc:
+            err = error_for(rc, "bootable image")
+            reasons.append(f"manufacturer: {err}")
+            checks["manufacturer_signature"] = err.name
+        else:
+            checks["manufacturer_signature"] = "ok"
+    return Verdict(not reasons, reasons, checks)
