@@ -70,8 +70,11 @@ from bridge_emu.codec.mcuboot import load_private_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
-from bridge_emu.premises.runner import (DEFAULT_IMAGES, HUB, BridgeSpec, Hub, ImageSet, PremisesRun,
-                                 PremisesSpec, factory_program)
+from bridge_emu.emulator.factory import factory_program
+from bridge_emu.emulator.hub import HUB, Hub
+from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
+from bridge_emu.premises.runner import PremisesRun
+from bridge_emu.premises.schema import BridgeSpec, PremisesSpec
 from bridge_emu.emulator.profiles import PROFILES
 
 TARGET_PER_S = 20_000

@@ -7,131 +7,57 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sys
 
+from bridge_emu.codec.firmware import BEHAVIOUR_BITS
 from bridge_emu.errors import BridgeEmuError
 
 
+def _run_session(specs, args: argparse.Namespace, run_dir) -> int:
+    from bridge_emu.cli import present
+    from bridge_emu.premises.session import Session
+
+    session = Session.open(specs, images_dir=pathlib.Path(args.images), run_dir=run_dir)
+    try:
+        if args.json:
+            session.run(args.limit)
+            print(json.dumps({"wall_s": round(session.wall_s, 3), "settled": session.settled,
+                              "bridges": session.rows()}, indent=2))
+        else:
+            con = present.console()
+            present.run_with_progress(session, args.limit, con)
+            present.print_session(session, args.limit, con)
+    finally:
+        session.close()
+    return 0 if session.settled else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import pathlib
+    from bridge_emu.premises.session import demo_premises, prepare_dir
 
-    from bridge_emu.premises.session import run_demo
-
-    return run_demo(run_dir=None if args.no_dir else pathlib.Path(args.dir), images_dir=pathlib.Path(args.images),
-                    json_out=args.json, limit_s=args.limit)
+    return _run_session(demo_premises(), args, None if args.no_dir else prepare_dir(pathlib.Path(args.dir)))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import pathlib
+    from bridge_emu.premises.schema import resolve
+    from bridge_emu.premises.session import prepare_dir
 
-    from bridge_emu.premises.session import prepare_dir, run_premises
-    from bridge_emu.premises.runner import builtin_premises, load_premises
-
-    specs = []
-    for p in args.premises:
-        if not pathlib.Path(p).exists() and p in builtin_premises():
-            specs.append(builtin_premises()[p])
-        else:
-            specs.append(load_premises(p))
-    run_dir = None if args.no_dir else prepare_dir(pathlib.Path(args.dir))
-    return run_premises(specs, run_dir=run_dir, images_dir=pathlib.Path(args.images), limit_s=args.limit,
-                        json_out=args.json)
-
-
-def _device_paths(path) -> list:
-    """A flash file, a device directory (flash.bemu + events.jsonl), or a run
-    directory of them: the flash files, in order."""
-    import pathlib
-
-    p = pathlib.Path(path)
-    if p.is_file():
-        return [p]
-    if (p / "flash.bemu").is_file():
-        return [p / "flash.bemu"]
-    found = sorted(p.rglob("flash.bemu")) if p.is_dir() else []
-    if not found:
-        raise BridgeEmuError(f"{p}: no device here (a flash file, or a directory holding flash.bemu)")
-    return found
+    specs = [resolve(p) for p in args.premises]
+    return _run_session(specs, args, None if args.no_dir else prepare_dir(pathlib.Path(args.dir)))
 
 
 def _cmd_state(args: argparse.Namespace) -> int:
-    from bridge_emu.core.device import Device
+    from bridge_emu.cli.present import print_state
+    from bridge_emu.tools.devices import find_devices, report_file
 
-    reports = []
-    for path in _device_paths(args.path):
-        dev = Device.open(path)
-        try:
-            report = state_report(dev)
-        finally:
-            dev.close()
-        log = path.parent / "events.jsonl"
-        if path.name == "flash.bemu" and log.exists():
-            lines = log.read_text().splitlines()
-            report["events"] = [json.loads(x) for x in lines[-args.events:]] if args.events else []
-            report["events_total"] = len(lines)
-        reports.append(report)
+    reports = [report_file(path, args.events) for path in find_devices(args.path)]
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
         for r in reports:
-            _print_state(r)
+            print_state(r)
     return 0
-
-
-def state_report(dev) -> dict:
-    """Everything persistent about a device, read through the flash model."""
-    cfg = dev.config
-    slots = []
-    for i, (addr, size) in enumerate(cfg.layout.slots):
-        info, err = dev.slot_image(i)
-        slots.append({
-            "slot": i, "addr": addr, "size": size,
-            "image": None if info is None else {
-                "version": info.version, "security_counter": info.security_counter,
-                "total_size": info.total_size, "sha256": info.sha256.hex()},
-            "valid": err is None, "error": err,
-        })
-    st = dev.state
-    return {
-        "path": str(dev.flash.path) if dev.flash.path else None,
-        "mode": cfg.layout.mode,
-        "geometry": cfg.geometry.to_json(),
-        "state": {"state": st.state, "seq": st.seq, "permanent": st.permanent, "bank": st.bank,
-                  "attempts": st.attempts},
-        "security_counter": dev.security_counter,
-        "provisioned_keys": dev.n_keys,
-        "slots": slots,
-        "flash": dev.flash.stats,
-        "max_sector_erases": max(dev.flash.erase_counts()),
-        "notes": cfg.notes,
-    }
-
-
-def _print_state(r: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    st = r["state"]
-    con.print(f"[bold]{r['path'] or 'device'}[/]  mode {r['mode']}  state [bold]{st['state']}[/]"
-              f" (seq {st['seq']}, bank {st['bank']}, attempts {st['attempts']})"
-              f"  security counter {r['security_counter']}  keys {r['provisioned_keys']}")
-    t = Table("slot", "address", "size", "image", "security counter", "sha256", "status")
-    for s in r["slots"]:
-        img = s["image"] or {}
-        t.add_row(str(s["slot"]), f"0x{s['addr']:x}", str(s["size"]), img.get("version", "-"),
-                  str(img.get("security_counter", "-")), img.get("sha256", "-")[:16],
-                  "valid" if s["valid"] else f"[red]{s['error']}[/]")
-    con.print(t)
-    f = r["flash"]
-    con.print(f"flash: {f['writes']} writes, {f['erases']} erases, {f['busy_us'] / 1e6:.2f} s busy;"
-              f" most-erased sector {r['max_sector_erases']} times")
-    if "events" in r:
-        con.print(f"event log: {r['events_total']} events" + (f", the last {len(r['events'])}:" if r["events"] else ""))
-        for e in r["events"]:
-            rest = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "bridge", "event"))
-            con.print(f"  {e['t']:10.3f}s  {e['event']:22s} {rest}")
-    con.print()
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -150,8 +76,6 @@ def _int(text: str) -> int:
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    import pathlib
-
     from bridge_emu.tools.imagetool import BuildSpec, build
     from bridge_emu.keys import load_private_key
 
@@ -160,7 +84,7 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
         if args.hw_min is None or args.hw_max is None:
             raise BridgeEmuError("--hw-min and --hw-max go together")
         hw = (args.hw_min, args.hw_max)
-    behaviour = {k: True for k in ("fails_self_test", "crashes_at_boot", "never_rejoins") if getattr(args, k)}
+    behaviour = {k: True for k in BEHAVIOUR_BITS if getattr(args, k)}
     spec = BuildSpec(args.type, args.version, security_counter=args.security_counter,
                      manufacturer=args.manufacturer, image_type=args.image_type, hw_range=hw,
                      payload_size=args.payload_size, build_id=args.build_id, behaviour=behaviour)
@@ -172,25 +96,14 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_files(paths: list[str]) -> list:
-    import pathlib
-
-    files = []
-    for p in map(pathlib.Path, paths):
-        if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in (".zigbee", ".ota", ".bin")))
-        else:
-            files.append(p)
-    return files
-
-
 def _cmd_image_info(args: argparse.Namespace) -> int:
-    from bridge_emu.tools.imagetool import inspect
+    from bridge_emu.cli.present import print_info
+    from bridge_emu.tools.imagetool import image_files, inspect
     from bridge_emu.keys import load_public_key
 
     supplier = load_public_key(args.supplier_cert or args.supplier_key) if (args.supplier_cert or args.supplier_key) else None
     manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
-    files = _image_files(args.files)
+    files = image_files(args.files)
     reports, status = [], 0
     for f in files:
         try:
@@ -206,52 +119,14 @@ def _cmd_image_info(args: argparse.Namespace) -> int:
             status = 2
     if args.json:
         print(json.dumps(reports[0] if len(args.files) == 1 and len(reports) == 1 and not
-                         __import__("pathlib").Path(args.files[0]).is_dir() else reports, indent=2))
+                         pathlib.Path(args.files[0]).is_dir() else reports, indent=2))
     else:
         for r in reports:
-            _print_info(r)
+            print_info(r)
     return status
 
 
-def _print_info(r: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    con.rule(r["file"])
-    if "error" in r:
-        con.print(f"[red]unreadable[/]: {r['error']}")
-        return
-    h = r["header"]
-    t = Table("field", "value", show_header=False, box=None)
-    for k, v in h.items():
-        if v is None:
-            continue
-        t.add_row(k, f"0x{v:X} ({v})" if isinstance(v, int) and k not in ("header_length", "total_image_size") else str(v))
-    con.print(t)
-    con.print(f"file {r['size']} bytes, sha256 {r['sha256']}, body: {r['body_kind']}")
-    if "gbcs" in r:
-        g = r["gbcs"]
-        con.print(f"manufacturer image {g['manufacturer_image_size']} bytes, hash {g['manufacturer_image_hash']},"
-                  f" force_replace {g['force_replace']}, {'signed' if g['signed'] else '[yellow]unsigned[/]'}")
-        inner = r["inner_image"]
-        if inner.get("format") == "mcuboot":
-            fw = inner.get("firmware", {})
-            flags = [k for k in ("fails_self_test", "crashes_at_boot", "never_rejoins") if fw.get(k)]
-            con.print(f"bootable image {inner['version']}, security counter {inner['security_counter']},"
-                      f" payload {inner['payload_size']} bytes; firmware {fw.get('bridge_type', '?')}"
-                      f" {fw.get('version', '')} {' '.join(flags)}")
-        else:
-            con.print(f"bootable image: {inner.get('error')}")
-    for name, ok in r["signatures"].items():
-        con.print(f"{name} signature: " + ("[green]verifies[/]" if ok else "[red]does not verify[/]"))
-    for a in r["anomalies"]:
-        con.print(f"[yellow]anomaly[/] {a['kind']} at offset {a['offset']}: {a['message']}")
-
-
 def _cmd_image_verify(args: argparse.Namespace) -> int:
-    import pathlib
-
     from bridge_emu.codec.ota_file import OtaFileError
     from bridge_emu.tools.imagetool import verify
     from bridge_emu.keys import load_public_key
@@ -280,14 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bridge-emu", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    from bridge_emu.premises.runner import DEFAULT_IMAGES
+    from bridge_emu.premises.images import DEFAULT_IMAGES
+    from bridge_emu.premises.session import DEFAULT_LIMIT_S
 
     def run_options(q, default_dir: str) -> None:
         q.add_argument("--dir", default=default_dir, help=f"where the devices' flash files and event logs go "
                        f"(default {default_dir}; emptied if an earlier run made it)")
         q.add_argument("--no-dir", action="store_true", help="keep the devices in memory")
         q.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
-        q.add_argument("--limit", type=float, default=4 * 3600, help="virtual seconds to run at most")
+        q.add_argument("--limit", type=float, default=DEFAULT_LIMIT_S, help="virtual seconds to run at most")
         q.add_argument("--json", action="store_true", help="print the results as JSON")
 
     d = sub.add_parser("demo", help="run the demonstration (the main job)")
@@ -327,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--hw-max", type=_int, help="maximum hardware version")
     b.add_argument("--payload-size", type=_int, help="emulated firmware payload bytes")
     b.add_argument("--build-id", default="", help="up to 16 ASCII characters")
-    for flag in ("fails-self-test", "crashes-at-boot", "never-rejoins"):
-        b.add_argument(f"--{flag}", action="store_true", help="behaviour switch of the emulated firmware")
+    for switch in BEHAVIOUR_BITS:
+        b.add_argument(f"--{switch.replace('_', '-')}", action="store_true", help="behaviour switch of the emulated firmware")
     b.add_argument("-o", "--out", default=".", help="output directory (file named MMMM-TTTT-VVVVVVVV-hash.zigbee)")
     b.set_defaults(func=_cmd_image_build)
 

@@ -158,3 +158,11 @@ def manifest_from_image(image: bytes) -> FirmwareManifest:
     """The manifest inside an MCUboot image's payload (the image is parsed, not verified)."""
     return parse_manifest(parse_image(image).payload)
 
+
+def file_version(version: str) -> int:
+    """OTA file_version of an image version: major << 24 | minor << 16 | revision
+    (the build number is not part of it)."""
+    v = ImageVersion.parse(version)
+    if v.revision > 0xFFFF:
+        raise ManifestError(f"version {version}: revision above 65535 does not fit the OTA file version")
+    return v.major << 24 | v.minor << 16 | v.revision

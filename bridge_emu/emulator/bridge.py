@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from bridge_emu.codec import gbcs
 from bridge_emu.core.device import Device
 from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
-from bridge_emu.codec.firmware import FirmwareManifest, manifest_from_image
-from bridge_emu.tools.imagetool import file_version
+from bridge_emu.codec.firmware import FirmwareManifest, file_version, manifest_from_image
 from bridge_emu.ota import client as ota
 from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.emulator.profiles import BridgeProfile

@@ -10,6 +10,7 @@ through the flash model), so the tool and the devices cannot disagree.
 from __future__ import annotations
 
 import hashlib
+import pathlib
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import firmware, mcuboot
@@ -23,15 +24,6 @@ from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.emulator.profiles import profile
 
 HEADER_STRING = "bridge-emu {type} {version}"
-
-
-def file_version(version: str) -> int:
-    """OTA file_version of an image version: major << 24 | minor << 16 | revision
-    (the build number is not part of it)."""
-    v = mcuboot.ImageVersion.parse(version)
-    if v.revision > 0xFFFF:
-        raise BridgeEmuError(f"version {version}: revision above 65535 does not fit the OTA file version")
-    return v.major << 24 | v.minor << 16 | v.revision
 
 
 @dataclass(frozen=True)
@@ -60,12 +52,26 @@ def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
         bootable, supplier_key,
         manufacturer=prof.manufacturer if spec.manufacturer is None else spec.manufacturer,
         image_type=prof.image_type if spec.image_type is None else spec.image_type,
-        file_version=file_version(spec.version), min_hardware_version=lo, max_hardware_version=hi,
+        file_version=firmware.file_version(spec.version), min_hardware_version=lo, max_hardware_version=hi,
         header_string=HEADER_STRING.format(type=prof.bridge_type, version=spec.version))
     return ota.gbcs_file_name(f), f.build()
 
 
 # ------------------------------------------------------------------ inspect
+
+FILE_SUFFIXES = (".zigbee", ".ota", ".bin")
+
+
+def image_files(paths) -> list[pathlib.Path]:
+    """The files named, with folders expanded to the OTA files in them, in order."""
+    files = []
+    for p in map(pathlib.Path, paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in FILE_SUFFIXES))
+        else:
+            files.append(p)
+    return files
+
 
 
 def _spans(layout) -> dict:

@@ -32,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bridge_emu.tools import imagetool
 from bridge_emu.emulator.bridge import DeviceStore
-from bridge_emu.codec import ota_file
+from bridge_emu.codec import firmware, ota_file
 from bridge_emu.codec import zcl
 from bridge_emu.codec.zcl import (AttributeId, DefaultResponse, Direction, Frame, ImageBlockAbort,
                                   ImageBlockRequest, ImageBlockResponse, ImageBlockWait, ImageNotify,
@@ -47,7 +47,7 @@ from bridge_emu.ota import client as oc
 from bridge_emu.ota.client import ClientConfig, OtaClient, max_data_size_for
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
 from bridge_emu.core.ota_verify import verify_ota_in_flash
-from bridge_emu.premises.runner import factory_program
+from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.profiles import profile
 
 pytestmark = pytest.mark.native
@@ -70,7 +70,7 @@ HEADER = ota_file.read_strict(NEW, ota_file.BodyKind.GBCS).header
 HDR_LEN = HEADER.header_length
 ID = (HEADER.manufacturer, HEADER.image_type, HEADER.file_version)
 OTHER_ID = (HEADER.manufacturer, HEADER.image_type, HEADER.file_version + 1)
-V_CURRENT = imagetool.file_version("1.0.0")
+V_CURRENT = firmware.file_version("1.0.0")
 SECTOR = B4.geometry.regions[0].size
 PAGE = B4.geometry.page_size
 

@@ -18,8 +18,12 @@ from bridge_emu.codec import gbcs
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.codec.zcl import Status
 from bridge_emu.core.device import Device
-from bridge_emu.premises.runner import (HUB, BridgeSpec, ImageSet, PremisesError, PremisesRun, PremisesSpec,
-                                 builtin_premises, load_premises, parse_premises)
+from bridge_emu.emulator.hub import HUB
+from bridge_emu.premises.images import ImageSet
+from bridge_emu.premises.report import bridge_rows
+from bridge_emu.premises.runner import PremisesRun
+from bridge_emu.premises.schema import (BridgeSpec, PremisesError, PremisesSpec, builtin_premises, load_premises,
+                                        parse_premises)
 from bridge_emu.emulator.profiles import ProfileError, profile
 
 pytestmark = pytest.mark.native
@@ -58,7 +62,7 @@ def remote(name: str, bridge_type: str, offer: str = "next", **kw) -> BridgeSpec
 
 
 def settle(run: PremisesRun, limit_s: float = LIMIT_S) -> None:
-    assert run.run(limit_s=limit_s), [(r["bridge"], r["outcome"]) for r in run.results()]
+    assert run.run(limit_s=limit_s), [(r["bridge"], r["outcome"]) for r in bridge_rows(run)]
 
 
 def continue_until_settled(run: PremisesRun, limit_s: float = LIMIT_S) -> bool:
@@ -73,7 +77,7 @@ def continue_until_settled(run: PremisesRun, limit_s: float = LIMIT_S) -> bool:
 
 
 def rows(run: PremisesRun) -> dict[str, dict]:
-    return {r["bridge"]: r for r in run.results()}
+    return {r["bridge"]: r for r in bridge_rows(run)}
 
 
 def slot(run: PremisesRun, name: str):

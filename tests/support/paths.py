@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pathlib
 
-from bridge_emu.premises.runner import DEFAULT_IMAGES
+from bridge_emu.premises.images import DEFAULT_IMAGES
 from bridge_emu.keys import key_paths
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]

@@ -1,0 +1,130 @@
+"""What the command line shows: rich tables and progress bars over the
+plain data the tools and the premises session return."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bridge_emu.codec.firmware import BEHAVIOUR_BITS
+
+
+def print_state(r: dict) -> None:
+    con = Console()
+    st = r["state"]
+    con.print(f"[bold]{r['path'] or 'device'}[/]  mode {r['mode']}  state [bold]{st['state']}[/]"
+              f" (seq {st['seq']}, bank {st['bank']}, attempts {st['attempts']})"
+              f"  security counter {r['security_counter']}  keys {r['provisioned_keys']}")
+    t = Table("slot", "address", "size", "image", "security counter", "sha256", "status")
+    for s in r["slots"]:
+        img = s["image"] or {}
+        t.add_row(str(s["slot"]), f"0x{s['addr']:x}", str(s["size"]), img.get("version", "-"),
+                  str(img.get("security_counter", "-")), img.get("sha256", "-")[:16],
+                  "valid" if s["valid"] else f"[red]{s['error']}[/]")
+    con.print(t)
+    f = r["flash"]
+    con.print(f"flash: {f['writes']} writes, {f['erases']} erases, {f['busy_us'] / 1e6:.2f} s busy;"
+              f" most-erased sector {r['max_sector_erases']} times")
+    if "events" in r:
+        con.print(f"event log: {r['events_total']} events" + (f", the last {len(r['events'])}:" if r["events"] else ""))
+        for e in r["events"]:
+            rest = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "bridge", "event"))
+            con.print(f"  {e['t']:10.3f}s  {e['event']:22s} {rest}")
+    con.print()
+
+
+def print_info(r: dict) -> None:
+    con = Console()
+    con.rule(r["file"])
+    if "error" in r:
+        con.print(f"[red]unreadable[/]: {r['error']}")
+        return
+    h = r["header"]
+    t = Table("field", "value", show_header=False, box=None)
+    for k, v in h.items():
+        if v is None:
+            continue
+        t.add_row(k, f"0x{v:X} ({v})" if isinstance(v, int) and k not in ("header_length", "total_image_size") else str(v))
+    con.print(t)
+    con.print(f"file {r['size']} bytes, sha256 {r['sha256']}, body: {r['body_kind']}")
+    if "gbcs" in r:
+        g = r["gbcs"]
+        con.print(f"manufacturer image {g['manufacturer_image_size']} bytes, hash {g['manufacturer_image_hash']},"
+                  f" force_replace {g['force_replace']}, {'signed' if g['signed'] else '[yellow]unsigned[/]'}")
+        inner = r["inner_image"]
+        if inner.get("format") == "mcuboot":
+            fw = inner.get("firmware", {})
+            flags = [k for k in BEHAVIOUR_BITS if fw.get(k)]
+            con.print(f"bootable image {inner['version']}, security counter {inner['security_counter']},"
+                      f" payload {inner['payload_size']} bytes; firmware {fw.get('bridge_type', '?')}"
+                      f" {fw.get('version', '')} {' '.join(flags)}")
+        else:
+            con.print(f"bootable image: {inner.get('error')}")
+    for name, ok in r["signatures"].items():
+        con.print(f"{name} signature: " + ("[green]verifies[/]" if ok else "[red]does not verify[/]"))
+    for a in r["anomalies"]:
+        con.print(f"[yellow]anomaly[/] {a['kind']} at offset {a['offset']}: {a['message']}")
+
+
+
+
+def console() -> Console:
+    con = Console()
+    return con if con.is_terminal else Console(width=120)
+
+
+def run_with_progress(session, limit_s: float, con: Console) -> bool:
+    """Run a premises session with one progress bar per bridge."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=con, transient=False) as progress:
+        tasks = {}
+        for r in session.runs:
+            for s in r.slots:
+                tasks[(r.spec.name, s.spec.name)] = progress.add_task(
+                    f"{r.spec.name}/{s.spec.name} ({s.spec.type})", total=1, info="")
+
+        def update(r) -> None:
+            for s in r.slots:
+                done, size = r.progress(s)
+                b = s.bridge
+                info = f"t={r.net.scheduler.time:7.0f}s  {str(b.phase):8s} {b.record.outcome}"
+                progress.update(tasks[(r.spec.name, s.spec.name)], completed=done, total=max(size, 1), info=info)
+
+        return session.run(limit_s, on_slice=update)
+
+
+def print_session(session, limit_s: float, con: Console) -> None:
+    rows = session.rows()
+    premises_tables(con, rows)
+    run_dir = session.run_dir
+    con.print(f"wall time {session.wall_s:.2f} s for {session.virtual_s():.0f} s of virtual time"
+              + (f"; devices and event logs in {run_dir} (see `bridge-emu state {run_dir}`)"
+                 if run_dir is not None else ""))
+    if not session.settled:
+        con.print(f"[red]not every bridge settled within {limit_s:.0f} s of virtual time[/]")
+
+
+def premises_tables(con: Console, rows: list[dict]) -> None:
+    for premises in dict.fromkeys(r["premises"] for r in rows):
+        t = Table(title=f"premises {premises}", title_justify="left")
+        for c in ("bridge", "offered", "firmware", "bytes / blocks", "download", "downtime", "erases",
+                  "alerts", "outcome"):
+            t.add_column(c, justify="right" if c in ("bytes / blocks", "download", "downtime", "erases")
+                         else "left")
+        for r in (r for r in rows if r["premises"] == premises):
+            extra = []
+            if r["resumed_from"]:
+                extra.append("resumed at byte " + ", ".join(str(o) for o in r["resumed_from"]))
+            if "energy_mJ" in r:
+                extra.append(f"{r['energy_mJ'] / 1000:.2f} J, {r['polls']} polls")
+            colour = {"upgraded": "green", "rolled back": "yellow"}.get(r["outcome"], "red")
+            t.add_row(f"{r['bridge']} {r['type']}", r["offered"],
+                      f"{r['version_before'].split('+')[0]} -> {r['version_after'].split('+')[0]}",
+                      f"{r['bytes']} / {r['blocks']}",
+                      "-" if r["download_s"] is None else f"{r['download_s']:.0f} s", f"{r['downtime_s']:.1f} s",
+                      str(r["flash_erases"]), " ".join(a.replace("0x", "") for a in r["alerts"]),
+                      f"[{colour}]{r['outcome']}[/]" + ("\n" + "\n".join(extra) if extra else ""))
+        con.print(t)
+    con.print("download and downtime in virtual time. Downtime: from a reboot until the bridge routes "
+              "again (flash work, boot, rejoin). Alerts: 8F72 verified, 8F1C refused, 8F43 running "
+              "version changed, 8F1B refused at power-on.")

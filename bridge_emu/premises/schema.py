@@ -1,0 +1,175 @@
+"""Premises: a Communications Hub and two or three Alt HAN bridges on a
+simulated network, run on virtual time.
+
+A premises is described in TOML (built-in ones in bridge_emu/premises/*.toml
+cover every configuration of the seed):
+
+    name = "gsme-mains"
+    description = "..."
+    seed = 1
+    [hub]
+    personality = "gbcs-ch"     # or "zigpy", "herdsman"
+    activation = "immediate"    # CS06 at once; "future:SECONDS" future-dated; "none" (self-activating route)
+    [[bridge]]
+    name = "b1"
+    type = "B1"
+    offer = "next"              # what the hub offers it: "next", "faulty", "none"
+    [[bridge]]
+    name = "b2"
+    type = "B2"
+    parent = "b1"               # remote bridges hang off B1 over the point-to-point link
+    offer = "next"
+    link = { latency_ms = 20, jitter_ms = 5, loss = 0.01, throughput_kbps = 100, payload_limit = 82 }
+    power_cut = { at_fraction = 0.5 }   # optional: cut power when half the download is in
+
+The network model: B1 talks to the hub over ZigBee (250 kbit/s, 82-byte
+payloads); each remote bridge reaches B1 over the point-to-point link given.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+
+from bridge_emu.core.flash import TEAR
+from bridge_emu.emulator.profiles import ProfileError, profile
+from bridge_emu.errors import BridgeEmuError
+from bridge_emu.net.sim import LinkSpec
+from bridge_emu.ota.server import PRESETS
+
+OFFERS = ("next", "faulty", "none")
+
+
+class PremisesError(BridgeEmuError):
+    """A premises file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    name: str
+    type: str
+    parent: str | None = None
+    offer: str = "next"
+    link: dict = field(default_factory=dict)
+    power_cut: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PremisesSpec:
+    name: str
+    description: str
+    bridges: tuple[BridgeSpec, ...]
+    hub: dict = field(default_factory=dict)
+    seed: int = 1
+
+
+def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PremisesError(f"{where}: not valid TOML: {e}") from None
+    try:
+        bridges = tuple(BridgeSpec(
+            name=str(b["name"]), type=str(b["type"]).upper(), parent=b.get("parent"),
+            offer=str(b.get("offer", "next")), link=dict(b.get("link", {})),
+            power_cut=dict(b.get("power_cut", {}))) for b in d.get("bridge", []))
+        spec = PremisesSpec(str(d["name"]), str(d.get("description", "")), bridges, dict(d.get("hub", {})),
+                            int(d.get("seed", 1)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise PremisesError(f"{where}: missing or bad field: {e}") from None
+    names = [b.name for b in bridges]
+    if not 1 <= len(bridges) <= 3:
+        raise PremisesError(f"{where}: a premises has 1 to 3 bridges, not {len(bridges)}")
+    if len(set(names)) != len(names):
+        raise PremisesError(f"{where}: bridge names repeat: {names}")
+    _check_hub(spec.hub, where)
+    for i, b in enumerate(bridges):
+        try:
+            profile(b.type)
+        except ProfileError as e:
+            raise PremisesError(f"{where}: bridge {b.name}: {e}") from None
+        if b.offer not in OFFERS:
+            raise PremisesError(f"{where}: bridge {b.name}: offer {b.offer!r} not one of {OFFERS}")
+        if b.parent is not None and b.parent not in names:
+            raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} is not a bridge here")
+        if b.parent is not None and b.parent not in names[:i]:
+            # the network is built in file order, from the hub outwards (no loops)
+            raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} must be listed before it")
+        if b.type == "B1" and b.parent is not None:
+            raise PremisesError(f"{where}: bridge {b.name}: B1 sits at the hub; it has no parent")
+        _check_bridge_tables(b, f"{where}: bridge {b.name}")
+    return spec
+
+
+def _check_hub(hub: dict, where: str) -> None:
+    """What the run reads from [hub], checked here rather than failing mid-run."""
+    personality = hub.get("personality", "gbcs-ch")
+    if personality not in PRESETS:
+        raise PremisesError(f"{where}: hub personality {personality!r} not one of {tuple(PRESETS)}")
+    activation = hub.get("activation", "immediate")
+    ok = activation in ("immediate", "none")
+    if isinstance(activation, str) and activation.startswith("future:"):
+        seconds = activation.split(":", 1)[1]
+        ok = seconds.isascii() and seconds.isdigit()
+    if not ok:
+        raise PremisesError(f"{where}: hub activation {activation!r}: want immediate, none or future:SECONDS")
+
+
+def _check_bridge_tables(b: BridgeSpec, where: str) -> None:
+    unknown = set(b.link) - {"latency_ms", "jitter_ms", "loss", "throughput_kbps", "payload_limit"}
+    if unknown:
+        raise PremisesError(f"{where}: link: unknown keys {sorted(unknown)}")
+    try:
+        link_spec(b.link)
+    except (TypeError, ValueError, BridgeEmuError) as e:
+        raise PremisesError(f"{where}: link: {e}") from None
+    unknown = set(b.power_cut) - {"at_fraction", "tear", "seed"}
+    if unknown:
+        raise PremisesError(f"{where}: power_cut: unknown keys {sorted(unknown)}")
+    if b.power_cut:
+        fraction = b.power_cut.get("at_fraction", 0.5)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise PremisesError(f"{where}: power_cut: at_fraction {fraction!r} is not a number in 0..1")
+        if b.power_cut.get("tear", "bits") not in TEAR:
+            raise PremisesError(f"{where}: power_cut: tear {b.power_cut['tear']!r} not one of {tuple(TEAR)}")
+        if not isinstance(b.power_cut.get("seed", 7), int):
+            raise PremisesError(f"{where}: power_cut: seed {b.power_cut['seed']!r} is not an integer")
+
+
+def load_premises(path: str | pathlib.Path) -> PremisesSpec:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise PremisesError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_premises(text, str(path))
+
+
+def builtin_premises() -> dict[str, PremisesSpec]:
+    out = {}
+    for f in sorted(importlib.resources.files("bridge_emu.premises.builtin").iterdir()):
+        if f.name.endswith(".toml"):
+            spec = parse_premises(f.read_text(), f"built-in {f.name}")
+            out[spec.name] = spec
+    return out
+
+
+
+
+def resolve(name_or_path: str) -> PremisesSpec:
+    """A premises file, or the name of a built-in premises when no such file exists."""
+    if not pathlib.Path(name_or_path).exists():
+        built = builtin_premises()
+        if name_or_path in built:
+            return built[name_or_path]
+    return load_premises(name_or_path)
+
+
+def link_spec(d: dict) -> LinkSpec:
+    """The point-to-point link of a remote bridge (defaults: a sub-GHz style link)."""
+    return LinkSpec(latency_s=d.get("latency_ms", 20) / 1000, jitter_s=d.get("jitter_ms", 5) / 1000,
+                    loss=float(d.get("loss", 0.01)), throughput_bps=d.get("throughput_kbps", 100) * 1000,
+                    payload_limit=int(d.get("payload_limit", 82)))
+
+
