@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 
-from bridge_emu.codec import mcuboot
 from bridge_emu.core.device import Device
 from bridge_emu.core.flash import Geometry, Layout
+from bridge_emu import keys
+from bridge_emu.tools import signing
 
 IMAGE_SIZE = 100_552
 MCUBOOT_OFFSET = {"upgrade": {"writes": 251, "erases": 51, "max_erases_per_sector": 1},
@@ -29,9 +30,9 @@ KEYS = ("writes", "erases", "bytes_written", "otp_writes", "busy_us")
 def make_image(key, version: str, security_counter: int) -> bytes:
     """A signed image of exactly IMAGE_SIZE bytes (signature padded as imgtool --pad-sig)."""
     kw = dict(version=version, security_counter=security_counter, pad_sig=True)
-    overhead = len(mcuboot.sign_image(b"", key, **kw))
+    overhead = len(signing.sign_image(b"", key, **kw))
     payload = hashlib.shake_256(version.encode()).digest(IMAGE_SIZE - overhead)
-    return mcuboot.sign_image(payload, key, **kw)
+    return signing.sign_image(payload, key, **kw)
 
 
 class Meter:
@@ -107,7 +108,7 @@ def one_mode(mode: str, key) -> dict:
 
 
 def run() -> dict:
-    key = mcuboot.generate_key()
+    key = keys.generate_key()
     return {
         "case": {"sector": 4096, "write_align": 4, "image_bytes": IMAGE_SIZE,
                  "timing": "erase 45 ms / 4 KiB sector, program 0.7 ms / 256-byte page"},

@@ -66,7 +66,7 @@ from bridge_emu.core.device import Device
 from bridge_emu.core.flash import Geometry
 from bridge_emu.tools.imagetool import BuildSpec, build
 from bridge_emu.keys import key_paths
-from bridge_emu.codec.mcuboot import load_private_key
+from bridge_emu.keys import load_private_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy

@@ -8,16 +8,22 @@ images, never anything that ships.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import pathlib
 from dataclasses import dataclass
+from typing import Union
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature, encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from bridge_emu.errors import ImageFormatError
+
+PublicKeyLike = Union[bytes, bytearray, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
 
 ROLES = ("manufacturer", "supplier")
 KeySource = "str | os.PathLike | bytes | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey | x509.Certificate"
@@ -144,3 +150,82 @@ def generate(directory: str | os.PathLike, prefix: str = "TEST-ONLY", *, force: 
             paths.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         out[role] = paths
     return out
+
+
+# ------------------------------------------- ECDSA P-256 over SHA-256 digests
+# One home for the signature primitives: MCUboot images carry DER signatures
+# (KEYHASH names the key), GBCS files raw r || s over the manufacturer image.
+
+RAW_SIG_LEN = 64
+
+
+def require_p256(key, what: str):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) \
+            or not isinstance(key.curve, ec.SECP256R1):
+        raise ImageFormatError(f"{what} is not an ECDSA P-256 key")
+    return key
+
+
+def public_key_der(key: PublicKeyLike) -> bytes:
+    """DER SubjectPublicKeyInfo (what KEYHASH hashes and be_trust_t.key holds)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        key = key.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(serialization.Encoding.DER,
+                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key)
+    raise TypeError(f"not a public key: {type(key).__name__}")
+
+
+def key_hash(key: PublicKeyLike) -> bytes:
+    """SHA-256 of the DER public key: the KEYHASH TLV."""
+    return hashlib.sha256(public_key_der(key)).digest()
+
+
+def strip_der_padding(sig: bytes) -> bytes:
+    """Drop the zero bytes `imgtool --pad-sig` appends after a DER signature (zeros only)."""
+    if len(sig) >= 2 and sig[0] == 0x30 and sig[1] < 0x80:
+        n = sig[1] + 2
+        if n < len(sig) and not any(sig[n:]):
+            return bytes(sig[:n])
+    return bytes(sig)
+
+
+def sign_digest(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
+    """Deterministic (RFC 6979) DER ECDSA P-256 signature over a SHA-256 digest."""
+    if len(digest) != 32:
+        raise ValueError("digest must be 32 bytes")
+    return key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True))
+
+
+def raw_to_der(sig: bytes) -> bytes:
+    """r || s (32 bytes each, big-endian) as an ASN.1 DER ECDSA-Sig-Value."""
+    return encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+
+
+def sign_raw(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """Deterministic (RFC 6979) raw r || s signature over SHA-256(message)."""
+    der = key.sign(bytes(message), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def verify_raw(key: ec.EllipticCurvePublicKey, message: bytes, sig: bytes) -> bool:
+    """Whether a raw r || s signature verifies over SHA-256(message)."""
+    if len(sig) != RAW_SIG_LEN:
+        return False
+    try:
+        key.verify(raw_to_der(sig), bytes(message), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_digest_der(key: ec.EllipticCurvePublicKey, digest: bytes, der: bytes) -> bool:
+    """Whether a DER signature verifies over a SHA-256 digest computed elsewhere."""
+    try:
+        key.verify(bytes(der), bytes(digest), ec.ECDSA(Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        return False
+    return True

@@ -26,10 +26,9 @@ import hashlib
 from dataclasses import dataclass, fields
 
 from construct import Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, Padding, Struct
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge_emu.errors import BridgeEmuError
-from bridge_emu.codec.mcuboot import DEFAULT_HEADER_SIZE, ImageVersion, parse_image, sign_image
+from bridge_emu.codec.mcuboot import ImageVersion, parse_image
 
 MANIFEST_MAGIC = b"BEFW"
 BRIDGE_TYPES = ("B1", "B2", "B3", "B4")
@@ -140,18 +139,6 @@ def firmware_payload(manifest: FirmwareManifest, size: int) -> bytes:
     if size < len(head):
         raise ManifestError(f"payload size {size} cannot hold the {len(head)}-byte manifest")
     return head + hashlib.shake_256(_FILL_DOMAIN + head).digest(size - len(head))
-
-
-def build_bootable(manifest: FirmwareManifest, payload_size: int,
-                   key: ec.EllipticCurvePrivateKey | None, security_counter: int | None, *,
-                   header_size: int = DEFAULT_HEADER_SIZE, slot_size: int | None = None,
-                   header_pad: int = 0xFF) -> bytes:
-    """A signed MCUboot image of the firmware (version from the manifest).
-    Deterministic: the same inputs give the same bytes."""
-    return sign_image(firmware_payload(manifest, payload_size), key,
-                      version=manifest.version, header_size=header_size,
-                      security_counter=security_counter, slot_size=slot_size,
-                      header_pad=header_pad)
 
 
 def manifest_from_image(image: bytes) -> FirmwareManifest:

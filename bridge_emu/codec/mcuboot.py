@@ -17,20 +17,13 @@ the TLV area; the ECDSA P-256 signature (DER) is over that digest.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence, Union
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from bridge_emu.errors import ImageFormatError
-from bridge_emu.keys import (  # noqa: F401  key material lives in bridge_emu.keys
-    generate_key, load_private_key, load_public_key, private_key_pem, save_key)
 
 IMAGE_MAGIC = 0x96F3B83D
 IMAGE_HEADER_SIZE = 32
@@ -65,64 +58,6 @@ SIG_DER_MAX = 72
 _HEADER = struct.Struct("<IIHHIIBBHII")
 _TLV = struct.Struct("<HH")
 assert _HEADER.size == IMAGE_HEADER_SIZE
-
-# -------------------------------------------------------------------- keys
-
-KeySource = Union[str, os.PathLike, bytes]
-PublicKeyLike = Union[bytes, bytearray, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
-
-
-
-
-
-
-
-
-
-
-def _require_p256(key, what: str):
-    if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) \
-            or not isinstance(key.curve, ec.SECP256R1):
-        raise ImageFormatError(f"{what} is not an ECDSA P-256 key")
-    return key
-
-
-
-
-
-
-def public_key_der(key: PublicKeyLike) -> bytes:
-    """DER SubjectPublicKeyInfo (what KEYHASH hashes and be_trust_t.key holds)."""
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        key = key.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(serialization.Encoding.DER,
-                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    if isinstance(key, (bytes, bytearray)):
-        return bytes(key)
-    raise TypeError(f"not a public key: {type(key).__name__}")
-
-
-def key_hash(key: PublicKeyLike) -> bytes:
-    """SHA-256 of the DER public key: the KEYHASH TLV."""
-    return hashlib.sha256(public_key_der(key)).digest()
-
-
-def strip_der_padding(sig: bytes) -> bytes:
-    """Drop the zero bytes `imgtool --pad-sig` appends after a DER signature (zeros only)."""
-    if len(sig) >= 2 and sig[0] == 0x30 and sig[1] < 0x80:
-        n = sig[1] + 2
-        if n < len(sig) and not any(sig[n:]):
-            return bytes(sig[:n])
-    return bytes(sig)
-
-
-def sign_digest(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
-    """Deterministic (RFC 6979) DER ECDSA P-256 signature over a SHA-256 digest."""
-    if len(digest) != 32:
-        raise ValueError("digest must be 32 bytes")
-    return key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True))
-
 
 # ----------------------------------------------------------------- version
 
@@ -206,39 +141,6 @@ def signed_region(payload: bytes, *, version: VersionLike = "0.0.0",
     return hdr + bytes([header_pad]) * (header_size - IMAGE_HEADER_SIZE) + bytes(payload) + prot_area
 
 
-def sign_image(payload: bytes, key: ec.EllipticCurvePrivateKey | None, *,
-               version: VersionLike = "0.0.0", header_size: int = DEFAULT_HEADER_SIZE,
-               security_counter: int | None = None, load_addr: int = 0, flags: int = 0,
-               header_pad: int = 0xFF, slot_size: int | None = None,
-               protected_tlvs: Iterable[tuple[int, bytes]] = (),
-               extra_tlvs: Iterable[tuple[int, bytes]] = (), pad_sig: bool = False) -> bytes:
-    """A complete image: signed region, then TLVs SHA256, KEYHASH, ECDSA_SIG, extra_tlvs.
-
-    pad_sig pads the DER signature with zeros to 72 bytes, as `imgtool
-    --pad-sig` does, so the image's size does not depend on the signature.
-
-    key None gives an unsigned image (SHA256 only). header_pad 0xFF is what
-    `imgtool --pad-header` writes (its erased value); 0x00 is what imgtool
-    expects when the input already starts with a zeroed header. slot_size, if
-    given, must hold the whole image.
-    """
-    region = signed_region(payload, version=version, header_size=header_size,
-                           security_counter=security_counter, load_addr=load_addr, flags=flags,
-                           header_pad=header_pad, protected_tlvs=protected_tlvs)
-    digest = hashlib.sha256(region).digest()
-    tlvs: list[tuple[int, bytes]] = [(TLV_SHA256, digest)]
-    if key is not None:
-        _require_p256(key, "signing key")
-        tlvs.append((TLV_KEYHASH, key_hash(key)))
-        sig = sign_digest(key, digest)
-        tlvs.append((TLV_ECDSA_SIG, sig.ljust(72, b"\0") if pad_sig else sig))
-    tlvs.extend(extra_tlvs)
-    image = region + tlv_area(tlvs)
-    if slot_size is not None and len(image) > slot_size:
-        raise ImageFormatError(f"image of {len(image)} bytes does not fit a {slot_size}-byte slot")
-    return image
-
-
 # ----------------------------------------------------------------- parsing
 
 
@@ -301,7 +203,7 @@ class ParsedImage:
         return hashlib.sha256(self.signed).digest()
 
 
-def _fail(reason: str, message: str) -> ImageFormatError:
+def image_format_error(reason: str, message: str) -> ImageFormatError:
     return ImageFormatError(message, reason=f"BE_ERR_IMG_{reason}")
 
 
@@ -309,22 +211,22 @@ def _parse_area(data: bytes, start: int, end: int, protected: bool, out: list[Tl
     off = start + TLV_INFO_SIZE
     while off < end:
         if end - off < TLV_ENTRY_SIZE:
-            raise _fail("TLV_TRUNCATED", f"partial TLV entry at {off:#x}")
+            raise image_format_error("TLV_TRUNCATED", f"partial TLV entry at {off:#x}")
         t, n = _TLV.unpack_from(data, off)
         if off + TLV_ENTRY_SIZE + n > end:
-            raise _fail("TLV_TRUNCATED", f"TLV {t:#x} at {off:#x} ({n} bytes) runs past its area")
+            raise image_format_error("TLV_TRUNCATED", f"TLV {t:#x} at {off:#x} ({n} bytes) runs past its area")
         value = bytes(data[off + TLV_ENTRY_SIZE:off + TLV_ENTRY_SIZE + n])
         if t in (TLV_SHA256, TLV_KEYHASH) and n != 32:
-            raise _fail("TLV_BAD", f"TLV {t:#x} at {off:#x} has length {n}, want 32")
+            raise image_format_error("TLV_BAD", f"TLV {t:#x} at {off:#x} has length {n}, want 32")
         if t == TLV_SEC_CNT:
             if not protected:
-                raise _fail("TLV_UNPROTECTED", f"SEC_CNT at {off:#x} outside the protected area")
+                raise image_format_error("TLV_UNPROTECTED", f"SEC_CNT at {off:#x} outside the protected area")
             if n != 4:
-                raise _fail("TLV_BAD", f"SEC_CNT at {off:#x} has length {n}, want 4")
+                raise image_format_error("TLV_BAD", f"SEC_CNT at {off:#x} has length {n}, want 4")
         if t == TLV_ECDSA_SIG and not SIG_DER_MIN <= n <= SIG_DER_MAX:
-            raise _fail("TLV_BAD", f"ECDSA_SIG at {off:#x} has length {n}")
+            raise image_format_error("TLV_BAD", f"ECDSA_SIG at {off:#x} has length {n}")
         if t in (TLV_SHA256, TLV_SEC_CNT) and any(x.type == t for x in out):
-            raise _fail("TLV_BAD", f"TLV {t:#x} at {off:#x} appears twice")
+            raise image_format_error("TLV_BAD", f"TLV {t:#x} at {off:#x} appears twice")
         out.append(Tlv(t, value, protected, off))
         off += TLV_ENTRY_SIZE + n
 
@@ -341,40 +243,40 @@ def parse_image(data: bytes, slot_size: int | None = None, *,
     data = bytes(data)
     limit = len(data) if slot_size is None else min(slot_size, len(data))
     if limit < IMAGE_HEADER_SIZE:
-        raise _fail("TOO_BIG", f"{limit} bytes cannot hold a {IMAGE_HEADER_SIZE}-byte header")
+        raise image_format_error("TOO_BIG", f"{limit} bytes cannot hold a {IMAGE_HEADER_SIZE}-byte header")
     (magic, load_addr, hdr_size, prot_size, img_size, flags,
      major, minor, revision, build, pad) = _HEADER.unpack_from(data, 0)
     if magic != IMAGE_MAGIC:
-        raise _fail("MAGIC", f"header magic {magic:#010x}, want {IMAGE_MAGIC:#010x}")
+        raise image_format_error("MAGIC", f"header magic {magic:#010x}, want {IMAGE_MAGIC:#010x}")
     if hdr_size < IMAGE_HEADER_SIZE:
-        raise _fail("HEADER", f"header size {hdr_size} below {IMAGE_HEADER_SIZE}")
+        raise image_format_error("HEADER", f"header size {hdr_size} below {IMAGE_HEADER_SIZE}")
     if 0 < prot_size < TLV_INFO_SIZE:
-        raise _fail("HEADER", f"protected TLV size {prot_size} cannot hold its info")
+        raise image_format_error("HEADER", f"protected TLV size {prot_size} cannot hold its info")
     if check_flags and flags & ~IMAGE_F_SUPPORTED:
-        raise _fail("UNSUPPORTED", f"image flags {flags:#x} ask for unsupported features")
+        raise image_format_error("UNSUPPORTED", f"image flags {flags:#x} ask for unsupported features")
     prot_off = hdr_size + img_size
     tlv_off = prot_off + prot_size
     if tlv_off + TLV_INFO_SIZE > limit:
-        raise _fail("TOO_BIG", f"TLV area at {tlv_off:#x} lies beyond {limit:#x} bytes")
+        raise image_format_error("TOO_BIG", f"TLV area at {tlv_off:#x} lies beyond {limit:#x} bytes")
     if prot_size:
         m, n = _TLV.unpack_from(data, prot_off)
         if m == TLV_INFO_MAGIC:
-            raise _fail("TLV_OVERLAP", f"header declares {prot_size} protected TLV bytes, "
+            raise image_format_error("TLV_OVERLAP", f"header declares {prot_size} protected TLV bytes, "
                                        "found the unprotected area")
         if m != TLV_PROT_INFO_MAGIC:
-            raise _fail("TLV_MAGIC", f"protected TLV magic {m:#06x} at {prot_off:#x}")
+            raise image_format_error("TLV_MAGIC", f"protected TLV magic {m:#06x} at {prot_off:#x}")
         if n != prot_size:
-            raise _fail("TLV_OVERLAP", f"protected TLV area says {n} bytes, header {prot_size}")
+            raise image_format_error("TLV_OVERLAP", f"protected TLV area says {n} bytes, header {prot_size}")
     m, tlv_tot = _TLV.unpack_from(data, tlv_off)
     if m == TLV_PROT_INFO_MAGIC:
-        raise _fail("TLV_OVERLAP", f"protected TLV area at {tlv_off:#x} not in protect_tlv_size")
+        raise image_format_error("TLV_OVERLAP", f"protected TLV area at {tlv_off:#x} not in protect_tlv_size")
     if m != TLV_INFO_MAGIC:
-        raise _fail("TLV_MAGIC", f"TLV magic {m:#06x} at {tlv_off:#x}")
+        raise image_format_error("TLV_MAGIC", f"TLV magic {m:#06x} at {tlv_off:#x}")
     if tlv_tot < TLV_INFO_SIZE:
-        raise _fail("TLV_TRUNCATED", f"TLV area length {tlv_tot} cannot hold its info")
+        raise image_format_error("TLV_TRUNCATED", f"TLV area length {tlv_tot} cannot hold its info")
     end = tlv_off + tlv_tot
     if end > limit:
-        raise _fail("TOO_BIG", f"image of {end} bytes exceeds {limit}")
+        raise image_format_error("TOO_BIG", f"image of {end} bytes exceeds {limit}")
     tlvs: list[Tlv] = []
     if prot_size:
         _parse_area(data, prot_off, tlv_off, True, tlvs)
@@ -386,44 +288,3 @@ def parse_image(data: bytes, slot_size: int | None = None, *,
                        payload=data[hdr_size:prot_off], signed=data[:tlv_off])
 
 
-def verify_image(data: bytes, public_keys: Iterable[PublicKeyLike], *,
-                 min_security_counter: int = 0, slot_size: int | None = None) -> ParsedImage:
-    """A Python model of be_image_validate (same checks, same order, same reasons).
-
-    Returns the parsed image, or raises ImageFormatError with `reason` set to the
-    be_err_t name the C core gives.
-    """
-    img = parse_image(data, slot_size, check_flags=True)
-    if img.sha256 is None:
-        raise _fail("NO_HASH", "no SHA256 TLV")
-    digest = img.digest()
-    if digest != img.sha256:
-        raise _fail("HASH", "SHA-256 of header, payload and protected TLVs does not match")
-    pairs = img.signatures
-    if not pairs:
-        raise _fail("NO_SIG", "no ECDSA_SIG TLV")
-    keys = {key_hash(k): load_public_key(public_key_der(k)) for k in public_keys}
-    bad = unknown = False
-    for kh, sig in pairs:
-        if kh is None:
-            continue
-        pub = keys.get(kh)
-        if pub is None:
-            unknown = True
-            continue
-        try:
-            pub.verify(strip_der_padding(sig), digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        except InvalidSignature:
-            bad = True
-            continue
-        break
-    else:
-        if bad:
-            raise _fail("SIG", "signature does not verify")
-        if unknown:
-            raise _fail("KEY_UNKNOWN", "image signed by a key that is not trusted")
-        raise _fail("NO_KEYHASH", "signature without a KEYHASH TLV")
-    if (img.security_counter or 0) < min_security_counter:
-        raise _fail("ROLLBACK", f"security counter {img.security_counter or 0} "
-                                f"below {min_security_counter}")
-    return img

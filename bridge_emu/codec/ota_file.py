@@ -44,21 +44,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Union
 
 from construct import (Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, Int64ul, If,
                        Struct, this)
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
 
-from bridge_emu.errors import BridgeEmuError, ImageFormatError
-from bridge_emu.keys import load_public_key
+from bridge_emu.errors import BridgeEmuError
 
 OTA_MAGIC = 0x0BEEF11E
 HEADER_VERSION = 0x0100
@@ -693,25 +685,17 @@ class _Reader:
                         t.signature_marker)
 
 
-def read_strict(data: bytes, body: BodyKind | str, *, verify_with: "KeyLike | None" = None
-                ) -> OtaFile:
+def read_strict(data: bytes, body: BodyKind | str) -> OtaFile:
     """Read a file as an emulated bridge does: anything off-spec raises OtaFileError.
 
     body is the kind the device expects (not AUTO: a device knows its route).
-    verify_with (GBCS only): the supplier's certificate or public key; a
-    signature that does not verify raises OtaFileError kind "gbcs_signature".
+    The supplier signature is checked by bridge_emu.tools.signing.read_signed
+    (in Python) or by the device's C core.
     """
     kind = BodyKind(body)
     if kind is BodyKind.AUTO:
         raise ValueError("read_strict needs the body kind the device expects, not AUTO")
-    if verify_with is not None and kind is not BodyKind.GBCS:
-        raise ValueError("verify_with applies to signed GBCS bodies only")
-    key = None if verify_with is None else load_public_key(verify_with)
     ota, _, _ = _Reader(bytes(data), strict=True).read(kind)
-    if key is not None and not verify_supplier_signature(ota, key):
-        raise OtaFileError(ota.layout().signature.offset,
-                           "the supplier signature does not verify over the manufacturer image",
-                           "gbcs_signature")
     return ota
 
 
@@ -725,40 +709,6 @@ def read_tolerant(data: bytes, body: BodyKind | str = BodyKind.AUTO) -> Inspecti
 
 
 # -------------------------------------------------------------------- GBCS
-
-KeyLike = Union[str, os.PathLike, bytes, x509.Certificate,
-                ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
-
-
-
-
-def sign_manufacturer_image(image: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
-    """The GBCS supplier signature: ECDSA P-256, SHA-256, raw r ‖ s; deterministic
-    (RFC 6979) so a build is reproducible."""
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise ImageFormatError("supplier signing key is not an ECDSA P-256 private key")
-    der = key.sign(bytes(image), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
-    r, s = decode_dss_signature(der)
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def verify_supplier_signature(source: OtaFile | GbcsBody, key: KeyLike) -> bool:
-    """The reference check of a GBCS supplier signature (pure Python). False for
-    a body with no signature."""
-    body = source.body if isinstance(source, OtaFile) else source
-    if not isinstance(body, GbcsBody) or body.signature is None:
-        return False
-    if len(body.signature) != GBCS_SIGNATURE_SIZE:
-        return False
-    pub = load_public_key(key)
-    sig = body.signature
-    der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-    try:
-        pub.verify(der, bytes(body.manufacturer_image), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        return False
-    return True
-
 
 def manufacturer_image_hash(source: bytes | GbcsBody | OtaFile) -> bytes:
     """SHA-256 of the manufacturer image: what CS06 activation names and alert 0x8F72 reports."""
@@ -782,22 +732,3 @@ def gbcs_file_name(ota: OtaFile) -> str:
     return f"{h.manufacturer:04X}-{h.image_type:04X}-{h.file_version:08X}-{digest}.zigbee"
 
 
-def build_gbcs_file(manufacturer_image: bytes, supplier_key: ec.EllipticCurvePrivateKey | None,
-                    *, manufacturer: int, image_type: int, file_version: int,
-                    min_hardware_version: int, max_hardware_version: int,
-                    header_string: str | bytes = "", force_replace: bool = False) -> OtaFile:
-    """A GBCS OTA file: 60-byte header (field_control 0x0004, stack_version 0x0002)
-    then the manufacturer image and, with a supplier key, force_replace ‖ 0x40 ‖
-    the supplier signature. supplier_key None gives the unsigned SR 11.4 form."""
-    image = bytes(manufacturer_image)
-    if not image:
-        raise OtaFileError(None, "a GBCS file needs a manufacturer image", "build")
-    header = OtaHeader(manufacturer=manufacturer, image_type=image_type,
-                       file_version=file_version, stack_version=STACK_ZIGBEE_PRO,
-                       header_string=header_string, field_control=GBCS_FIELD_CONTROL,
-                       min_hardware_version=min_hardware_version,
-                       max_hardware_version=max_hardware_version)
-    if supplier_key is None:
-        return OtaFile(header, GbcsBody(image))
-    return OtaFile(header, GbcsBody(image, sign_manufacturer_image(image, supplier_key),
-                                    force_replace=int(force_replace)))

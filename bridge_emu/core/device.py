@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bridge_emu.core.host_crypto import HostCrypto, default_crypto
 from bridge_emu.core.errors import check, error_for, error_name
 from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
-from bridge_emu.codec.mcuboot import PublicKeyLike, public_key_der
+from bridge_emu.keys import PublicKeyLike, public_key_der
 from bridge_emu.core._ffi import ffi, lib
 
 STATES = {

@@ -17,12 +17,11 @@ import logging
 import weakref
 from collections.abc import Iterable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from bridge_emu.codec.mcuboot import PublicKeyLike, key_hash, public_key_der, strip_der_padding
+from bridge_emu.keys import (RAW_SIG_LEN, PublicKeyLike, key_hash, public_key_der, raw_to_der, strip_der_padding,
+                             verify_digest_der)
 from bridge_emu.core._ffi import ffi, lib
 
 __all__ = ["HostCrypto", "default_crypto", "make_trust", "verify_digest", "key_hash",
@@ -31,7 +30,6 @@ __all__ = ["HostCrypto", "default_crypto", "make_trust", "verify_digest", "key_h
 MAX_KEYS = 4            # be_trust_t.key[4]
 MAX_KEY_DER = 128       # be_trust_t.key[.][128]
 DIGEST_LEN = 32
-RAW_SIG_LEN = 64
 
 # HostCrypto instances alive, by the address of their handle. The callback finds
 # its owner here (for statistics only) instead of ffi.from_handle(), so a
@@ -62,12 +60,10 @@ def verify_digest(key_der: bytes, digest: bytes, sig: bytes, sig_format: int = 0
     elif sig_format == lib.BE_SIG_RAW:
         if len(sig) != RAW_SIG_LEN:
             return lib.BE_ERR_IMG_SIG
-        der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        der = raw_to_der(bytes(sig))
     else:
         return lib.BE_ERR_CRYPTO
-    try:
-        key.verify(der, bytes(digest), ec.ECDSA(Prehashed(hashes.SHA256())))
-    except InvalidSignature:
+    if not verify_digest_der(key, digest, der):
         return lib.BE_ERR_IMG_SIG
     return lib.BE_OK
 

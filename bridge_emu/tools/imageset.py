@@ -10,7 +10,7 @@ import sys
 
 from bridge_emu.tools.imagetool import BuildSpec, build
 from bridge_emu.keys import key_paths
-from bridge_emu.codec.mcuboot import load_private_key
+from bridge_emu.keys import load_private_key
 from bridge_emu.emulator.profiles import PROFILES
 
 # The faulty image is validly signed and newer than the current one, but its

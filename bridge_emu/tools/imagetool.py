@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 from bridge_emu.codec import firmware, mcuboot
 from bridge_emu.codec import ota_file as ota
-from bridge_emu.core.host_crypto import make_trust
-from bridge_emu.core.errors import error_for
+from bridge_emu.core.image_check import flash_holding, validate_image
 from bridge_emu.errors import BridgeEmuError, ImageError, ImageFormatError
-from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
-from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.emulator.profiles import profile
+from bridge_emu.tools import signing
 
 HEADER_STRING = "bridge-emu {type} {version}"
 
@@ -45,10 +43,10 @@ def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
     """(GBCS file name, file bytes). Deterministic: same spec and keys, same bytes."""
     prof = profile(spec.bridge_type)
     manifest = firmware.FirmwareManifest(prof.bridge_type, spec.version, spec.build_id, **spec.behaviour)
-    bootable = firmware.build_bootable(manifest, spec.payload_size or prof.payload_size, manufacturer_key,
+    bootable = signing.build_bootable(manifest, spec.payload_size or prof.payload_size, manufacturer_key,
                                        spec.security_counter)
     lo, hi = spec.hw_range or prof.hw_range
-    f = ota.build_gbcs_file(
+    f = signing.build_gbcs_file(
         bootable, supplier_key,
         manufacturer=prof.manufacturer if spec.manufacturer is None else spec.manufacturer,
         image_type=prof.image_type if spec.image_type is None else spec.image_type,
@@ -124,9 +122,10 @@ def inspect(data: bytes, *, supplier_key=None, manufacturer_key=None) -> dict:
         }
         out["inner_image"] = _inner(body.manufacturer_image)
         if supplier_key is not None:
-            out["signatures"]["supplier"] = body.signed and ota.verify_supplier_signature(body, supplier_key)
+            file_bytes = data[insp.start:len(data) - len(insp.trailing)]
+            out["signatures"]["supplier"] = body.signed and _supplier_signature_ok(file_bytes, h, supplier_key)
         if manufacturer_key is not None:
-            out["signatures"]["manufacturer"] = _inner_signature_ok(body.manufacturer_image, manufacturer_key)
+            out["signatures"]["manufacturer"] = _image_signature_ok(body.manufacturer_image, manufacturer_key)
     else:
         out["generic"] = {"elements": [{"tag": e.tag, "length": len(e.data)} for e in body.elements]}
     return out
@@ -153,12 +152,24 @@ def _inner(image: bytes) -> dict:
     return out
 
 
-def _inner_signature_ok(image: bytes, key) -> bool:
+def _supplier_signature_ok(data: bytes, header, key) -> bool:
+    """Whether the file passes a bridge's supplier-signature verification (in C), against its own identity."""
     try:
-        mcuboot.verify_image(image, [key])
-        return True
-    except BridgeEmuError:
+        verify_ota_in_flash(flash_holding(data), 0, len(data), manufacturer=header.manufacturer,
+                            image_type=header.image_type, hw_version=header.min_hardware_version or 0,
+                            body="gbcs", supplier_key=key)
+    except ImageError:
         return False
+    return True
+
+
+def _image_signature_ok(image: bytes, key) -> bool:
+    """Whether the bootable image validates with key, as the bootloader checks it (in C)."""
+    try:
+        validate_image(flash_holding(image), 0, len(image), [key])
+    except ImageError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------- verify
@@ -169,14 +180,6 @@ class Verdict:
     valid: bool
     reasons: list[str]              # every reason the file is refused
     checks: dict                    # what was checked and how it went
-
-
-def _flash_holding(data: bytes) -> Flash:
-    sectors = max(4, -(-len(data) // 4096) + 2)
-    g = Geometry.uniform(4096, sectors, write_align=1)
-    flash = Flash.in_memory(DeviceConfig(g, Layout.simple(g, "bank-switch")))
-    flash.write(0, data)
-    return flash
 
 
 def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int | None = None) -> Verdict:
@@ -195,7 +198,7 @@ def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int 
     # the device's expectations are the file's own identity; a hardware
     # version, if given, is checked against the file's range
     hw = hw_version if hw_version is not None else (h.min_hardware_version or 0)
-    flash = _flash_holding(data[insp.start:])
+    flash = flash_holding(data[insp.start:])
     try:
         r = verify_ota_in_flash(flash, 0, len(data) - insp.start, manufacturer=h.manufacturer,
                                 image_type=h.image_type, hw_version=hw, body="gbcs",
@@ -211,13 +214,10 @@ def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int 
             span = insp.file.layout().manufacturer_image
             image_at, image_len = span.offset, span.length
     if manufacturer_key is not None and image_at is not None:
-        trust = make_trust([manufacturer_key])
-        info = ffi.new("be_image_info_t *")
-        rc = lib.be_image_validate(flash.ctx, image_at, image_len, trust, info)
-        if rc:
-            err = error_for(rc, "bootable image")
-            reasons.append(f"manufacturer: {err}")
-            checks["manufacturer_signature"] = err.name
-        else:
+        try:
+            validate_image(flash, image_at, image_len, [manufacturer_key])
             checks["manufacturer_signature"] = "ok"
+        except ImageError as e:
+            reasons.append(f"manufacturer: {e}")
+            checks["manufacturer_signature"] = e.name
     return Verdict(not reasons, reasons, checks)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bridge_emu.codec import firmware as fw
 from bridge_emu.codec import mcuboot as mb
 from bridge_emu.codec.firmware import FirmwareManifest, ManifestError
+from bridge_emu.tools import signing
 
 KEY = ec.derive_private_key(0xF1A5, ec.SECP256R1())
 BASE = FirmwareManifest("B2", "1.4.0+17", "g1a2b3c", fails_self_test=True)
@@ -87,13 +88,13 @@ def test_payload_too_small():
 
 
 def test_build_bootable_is_deterministic_and_verifies():
-    img = fw.build_bootable(BASE, 8192, KEY, 3)
-    assert img == fw.build_bootable(BASE, 8192, KEY, 3)
-    parsed = mb.verify_image(img, [KEY.public_key()], min_security_counter=3)
+    img = signing.build_bootable(BASE, 8192, KEY, 3)
+    assert img == signing.build_bootable(BASE, 8192, KEY, 3)
+    parsed = signing.verify_image(img, [KEY.public_key()], min_security_counter=3)
     assert str(parsed.version) == "1.4.0+17" and parsed.security_counter == 3
     assert parsed.img_size == 8192 and parsed.payload == fw.firmware_payload(BASE, 8192)
     assert fw.manifest_from_image(img) == BASE
-    other = fw.build_bootable(FirmwareManifest("B2", "1.4.0+17", "g1a2b3d"), 8192, KEY, 3)
+    other = signing.build_bootable(FirmwareManifest("B2", "1.4.0+17", "g1a2b3d"), 8192, KEY, 3)
     assert other != img
     with pytest.raises(mb.ImageFormatError):
-        fw.build_bootable(BASE, 8192, KEY, 3, slot_size=4096)
+        signing.build_bootable(BASE, 8192, KEY, 3, slot_size=4096)

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from bridge_emu.codec import mcuboot as mb
 from bridge_emu.errors import BridgeEmuError, ImageFormatError
+from bridge_emu import keys
+from bridge_emu.tools import signing
 
 IMGTOOL = str(pathlib.Path(sys.executable).with_name("imgtool"))
 KA = ec.derive_private_key(0xA11CE, ec.SECP256R1())
@@ -31,8 +33,8 @@ def imgtool(*args, cwd=None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def keydir(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
-    mb.save_key(KA, d / "a.pem")
-    mb.save_key(KB, d / "b.pem")
+    keys.save_key(KA, d / "a.pem")
+    keys.save_key(KB, d / "b.pem")
     return d
 
 
@@ -46,7 +48,7 @@ def imgtool_signed(tmp_path_factory):
                 "--version", "1.2.3+4", "--slot-size", "0x20000", "--security-counter", "7",
                 "in.bin", "out.bin", cwd=d)
     assert r.returncode == 0, r.stderr
-    return mb.load_private_key(d / "k.pem"), (d / "out.bin").read_bytes()
+    return keys.load_private_key(d / "k.pem"), (d / "out.bin").read_bytes()
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -56,7 +58,7 @@ def imgtool_signed(tmp_path_factory):
     dict(version="3.1", header_size=0x200, header_pad=0x00),
 ])
 def test_imgtool_verifies_our_images(keydir, tmp_path, kwargs):
-    img = mb.sign_image(PAYLOAD, KA, **kwargs)
+    img = signing.sign_image(PAYLOAD, KA, **kwargs)
     f = tmp_path / "img.bin"
     f.write_bytes(img)
     r = imgtool("verify", "-k", keydir / "a.pem", f)
@@ -70,7 +72,7 @@ def test_imgtool_verifies_our_images(keydir, tmp_path, kwargs):
 
 
 def test_imgtool_refuses_our_image_when_tampered(keydir, tmp_path):
-    img = bytearray(mb.sign_image(PAYLOAD, KA, version="1.0.0", security_counter=3))
+    img = bytearray(signing.sign_image(PAYLOAD, KA, version="1.0.0", security_counter=3))
     img[0x200 + 10] ^= 0x40
     (tmp_path / "bad.bin").write_bytes(img)
     assert imgtool("verify", "-k", keydir / "a.pem", tmp_path / "bad.bin").returncode != 0
@@ -85,9 +87,9 @@ def test_imgtool_image_parses_and_matches_ours(imgtool_signed):
     assert p.payload == PAYLOAD
     assert [t.type for t in p.tlvs] == [mb.TLV_SEC_CNT, mb.TLV_SHA256, mb.TLV_KEYHASH,
                                         mb.TLV_ECDSA_SIG]
-    assert p.signatures[0][0] == mb.key_hash(key)
-    assert mb.verify_image(theirs, [key], min_security_counter=7) == p
-    ours = mb.sign_image(PAYLOAD, key, version="1.2.3+4", security_counter=7)
+    assert p.signatures[0][0] == keys.key_hash(key)
+    assert signing.verify_image(theirs, [key], min_security_counter=7) == p
+    ours = signing.sign_image(PAYLOAD, key, version="1.2.3+4", security_counter=7)
     q = mb.parse_image(ours)
     assert q.signed == p.signed                # same bytes hashed: header, padding, payload, SEC_CNT
     assert q.sha256 == p.sha256 and q.first(mb.TLV_KEYHASH) == p.first(mb.TLV_KEYHASH)
@@ -99,19 +101,19 @@ def test_imgtool_image_parses_and_matches_ours(imgtool_signed):
 def test_imgtool_keygen_key_loads(imgtool_signed):
     key, _ = imgtool_signed
     assert isinstance(key.curve, ec.SECP256R1)
-    assert len(mb.public_key_der(key)) == 91
+    assert len(keys.public_key_der(key)) == 91
 
 
 def test_builds_are_byte_reproducible():
-    a = mb.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
-    b = mb.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
+    a = signing.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
+    b = signing.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
     assert a == b
-    assert mb.sign_image(PAYLOAD, KA, version="1.2.3+5", security_counter=7) != a
-    assert mb.sign_image(PAYLOAD, KB, version="1.2.3+4", security_counter=7) != a
+    assert signing.sign_image(PAYLOAD, KA, version="1.2.3+5", security_counter=7) != a
+    assert signing.sign_image(PAYLOAD, KB, version="1.2.3+4", security_counter=7) != a
 
 
 def test_layout_of_a_signed_image():
-    img = mb.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
+    img = signing.sign_image(PAYLOAD, KA, version="1.2.3+4", security_counter=7)
     magic, load, hdr, prot, size, flags, ma, mi, rev, build, pad = struct.unpack_from(
         "<IIHHIIBBHII", img)
     assert (magic, load, hdr, prot, size, flags, pad) == (0x96F3B83D, 0, 0x200, 12, len(PAYLOAD),
@@ -125,23 +127,23 @@ def test_layout_of_a_signed_image():
     assert struct.unpack_from("<HH", img, off) == (0x6907, len(img) - off)
     digest = hashlib.sha256(img[:off]).digest()
     assert img[off + 4:off + 8 + 32] == struct.pack("<HH", 0x10, 32) + digest
-    assert img[off + 40:off + 44 + 32] == struct.pack("<HH", 0x01, 32) + mb.key_hash(KA)
+    assert img[off + 40:off + 44 + 32] == struct.pack("<HH", 0x01, 32) + keys.key_hash(KA)
     assert struct.unpack_from("<H", img, off + 76)[0] == 0x22
-    zero = mb.sign_image(PAYLOAD, KA, header_pad=0)
+    zero = signing.sign_image(PAYLOAD, KA, header_pad=0)
     assert zero[32:0x200] == bytes(0x200 - 32)
 
 
 def test_unsigned_image_and_slot_limit():
-    img = mb.sign_image(PAYLOAD, None)
+    img = signing.sign_image(PAYLOAD, None)
     p = mb.parse_image(img)
     assert [t.type for t in p.tlvs] == [mb.TLV_SHA256] and p.protect_tlv_size == 0
     assert p.sha256 == p.digest()
     with pytest.raises(ImageFormatError) as e:
-        mb.verify_image(img, [KA])
+        signing.verify_image(img, [KA])
     assert e.value.reason == "BE_ERR_IMG_NO_SIG"
     with pytest.raises(ImageFormatError):
-        mb.sign_image(PAYLOAD, KA, slot_size=len(PAYLOAD))
-    assert len(mb.sign_image(PAYLOAD, KA, slot_size=0x20000)) < 0x20000
+        signing.sign_image(PAYLOAD, KA, slot_size=len(PAYLOAD))
+    assert len(signing.sign_image(PAYLOAD, KA, slot_size=0x20000)) < 0x20000
 
 
 @settings(max_examples=30, deadline=None)
@@ -152,9 +154,9 @@ def test_unsigned_image_and_slot_limit():
        header_size=st.sampled_from([32, 0x100, 0x200]), load_addr=st.integers(0, 2**32 - 1))
 def test_build_parse_roundtrip(payload, version, counter, header_size, load_addr):
     v = mb.ImageVersion(*version)
-    img = mb.sign_image(payload, KA, version=str(v), security_counter=counter,
+    img = signing.sign_image(payload, KA, version=str(v), security_counter=counter,
                         header_size=header_size, load_addr=load_addr)
-    p = mb.verify_image(img, [KB, KA], min_security_counter=counter or 0)
+    p = signing.verify_image(img, [KB, KA], min_security_counter=counter or 0)
     assert p.version == v and p.payload == payload and p.hdr_size == header_size
     assert p.security_counter == counter and p.load_addr == load_addr
     assert p.total_size == len(img) and p.sha256 == p.digest()
@@ -162,7 +164,7 @@ def test_build_parse_roundtrip(payload, version, counter, header_size, load_addr
 
 
 def test_parse_errors_are_image_format_errors():
-    good = mb.sign_image(PAYLOAD, KA, security_counter=7)
+    good = signing.sign_image(PAYLOAD, KA, security_counter=7)
     t = 0x200 + len(PAYLOAD) + 12
 
     def put(off, fmt, value, img=good):
@@ -190,20 +192,20 @@ def test_parse_errors_are_image_format_errors():
 
 
 def test_verify_image_reasons():
-    good = mb.sign_image(PAYLOAD, KA, security_counter=7)
-    assert mb.verify_image(good, [KA], min_security_counter=7).security_counter == 7
+    good = signing.sign_image(PAYLOAD, KA, security_counter=7)
+    assert signing.verify_image(good, [KA], min_security_counter=7).security_counter == 7
     for keys, floor, reason in [([KB], 0, "BE_ERR_IMG_KEY_UNKNOWN"),
                                 ([KA], 8, "BE_ERR_IMG_ROLLBACK")]:
         with pytest.raises(ImageFormatError) as e:
-            mb.verify_image(good, keys, min_security_counter=floor)
+            signing.verify_image(good, keys, min_security_counter=floor)
         assert e.value.reason == reason
     bad = bytearray(good)
     bad[100] ^= 1
     with pytest.raises(ImageFormatError) as e:
-        mb.verify_image(bytes(bad), [KA])
+        signing.verify_image(bytes(bad), [KA])
     assert e.value.reason == "BE_ERR_IMG_HASH"
     with pytest.raises(ImageFormatError) as e:
-        mb.verify_image(mb.sign_image(PAYLOAD, KA, flags=mb.IMAGE_F_ENCRYPTED_AES128), [KA])
+        signing.verify_image(signing.sign_image(PAYLOAD, KA, flags=mb.IMAGE_F_ENCRYPTED_AES128), [KA])
     assert e.value.reason == "BE_ERR_IMG_UNSUPPORTED"
 
 
@@ -220,20 +222,20 @@ def test_versions():
 
 
 def test_keys(tmp_path):
-    k = mb.generate_key()
-    mb.save_key(k, tmp_path / "k.pem")
+    k = keys.generate_key()
+    keys.save_key(k, tmp_path / "k.pem")
     assert (tmp_path / "k.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
-    k2 = mb.load_private_key(tmp_path / "k.pem")
-    assert mb.public_key_der(k2) == mb.public_key_der(k)
-    assert mb.load_public_key(tmp_path / "k.pem").public_numbers() == k.public_key().public_numbers()
-    assert mb.load_public_key(mb.public_key_der(k)).public_numbers() == k.public_key().public_numbers()
-    enc = mb.private_key_pem(k, b"pw")
-    assert mb.key_hash(mb.load_private_key(enc, b"pw")) == mb.key_hash(k)
-    assert mb.key_hash(k) == hashlib.sha256(mb.public_key_der(k)).digest()
+    k2 = keys.load_private_key(tmp_path / "k.pem")
+    assert keys.public_key_der(k2) == keys.public_key_der(k)
+    assert keys.load_public_key(tmp_path / "k.pem").public_numbers() == k.public_key().public_numbers()
+    assert keys.load_public_key(keys.public_key_der(k)).public_numbers() == k.public_key().public_numbers()
+    enc = keys.private_key_pem(k, b"pw")
+    assert keys.key_hash(keys.load_private_key(enc, b"pw")) == keys.key_hash(k)
+    assert keys.key_hash(k) == hashlib.sha256(keys.public_key_der(k)).digest()
     p384 = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(ImageFormatError):
-        mb.load_private_key(mb.private_key_pem(p384))
+        keys.load_private_key(keys.private_key_pem(p384))
     with pytest.raises(ImageFormatError):
-        mb.load_private_key(b"not a pem")
+        keys.load_private_key(b"not a pem")
     with pytest.raises(ImageFormatError):
-        mb.sign_image(PAYLOAD, p384)
+        signing.sign_image(PAYLOAD, p384)

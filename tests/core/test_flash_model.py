@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bridge_emu.errors import FlashError, PowerCut
 from bridge_emu.core.flash import DeviceConfig, DeviceFileError, Flash, Geometry, Layout, Region
-from bridge_emu.codec.mcuboot import generate_key, public_key_der
+from bridge_emu.keys import generate_key, public_key_der
 from bridge_emu.core._ffi import ffi, lib
 
 pytestmark = pytest.mark.native

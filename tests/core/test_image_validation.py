@@ -28,6 +28,8 @@ from bridge_emu.codec import mcuboot as mb
 from bridge_emu.core.host_crypto import HostCrypto, make_trust, verify_digest
 from bridge_emu.errors import ImageFormatError
 from bridge_emu.core._ffi import ffi, lib
+from bridge_emu import keys
+from bridge_emu.tools import signing
 
 from support.flash import SECTOR, TestFlash
 
@@ -79,7 +81,7 @@ def model(flash: TestFlash, addr: int, slot_size: int, keys=(KA,), min_counter: 
     """What the Python model says about the same slot contents."""
     data = bytes(flash.mem[addr:addr + slot_size])
     try:
-        mb.verify_image(data, keys, min_security_counter=min_counter, slot_size=slot_size)
+        signing.verify_image(data, keys, min_security_counter=min_counter, slot_size=slot_size)
     except ImageFormatError as e:
         return e.reason
     return "BE_OK"
@@ -92,8 +94,8 @@ def build(key=KA, *, counter: int | None = 7, payload: bytes = PAYLOAD, version=
                               security_counter=counter, flags=flags, protected_tlvs=prot)
     digest = hashlib.sha256(region).digest()
     if tlvs is None:
-        entries = [(mb.TLV_SHA256, digest), (mb.TLV_KEYHASH, mb.key_hash(key)),
-                   (mb.TLV_ECDSA_SIG, mb.sign_digest(key, digest))]
+        entries = [(mb.TLV_SHA256, digest), (mb.TLV_KEYHASH, keys.key_hash(key)),
+                   (mb.TLV_ECDSA_SIG, keys.sign_digest(key, digest))]
     else:
         entries = tlvs(digest)
     return region + mb.tlv_area(entries)
@@ -136,7 +138,7 @@ def imgtool_images(tmp_path_factory):
     run("sign", *common, "in.bin", "nocounter.bin")
     run("sign", *common, "--security-counter", "7", "--pad-sig", "in.bin", "padsig.bin")
     return SimpleNamespace(
-        dir=d, key=mb.load_private_key(d / "k.pem"), payload=(d / "in.bin").read_bytes(),
+        dir=d, key=keys.load_private_key(d / "k.pem"), payload=(d / "in.bin").read_bytes(),
         signed=(d / "signed.bin").read_bytes(), nocounter=(d / "nocounter.bin").read_bytes(),
         padsig=(d / "padsig.bin").read_bytes())
 
@@ -171,7 +173,7 @@ def test_imgtool_images_other_variants(imgtool_images):
 
 
 def test_imgtool_and_project_images_hash_the_same(imgtool_images):
-    ours = mb.sign_image(imgtool_images.payload, imgtool_images.key, version="1.2.3+4",
+    ours = signing.sign_image(imgtool_images.payload, imgtool_images.key, version="1.2.3+4",
                          security_counter=7)
     theirs = mb.parse_image(imgtool_images.signed)
     assert mb.parse_image(ours).signed == theirs.signed
@@ -186,7 +188,7 @@ def test_imgtool_and_project_images_hash_the_same(imgtool_images):
     (0x1000, 0xFFFFFFFF, "2.0"),
 ])
 def test_project_images_validate(header_size, counter, version):
-    img = mb.sign_image(PAYLOAD, KA, version=version, header_size=header_size,
+    img = signing.sign_image(PAYLOAD, KA, version=version, header_size=header_size,
                         security_counter=counter)
     rc, info, _ = validate(img, [KB, KA], min_counter=counter or 0)
     assert rc == "BE_OK"
@@ -216,39 +218,39 @@ def test_wrong_key_is_key_unknown():
 
 
 def test_signature_from_another_key_is_sig():
-    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, mb.key_hash(KA)),
-                                (mb.TLV_ECDSA_SIG, mb.sign_digest(KB, d))])
+    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, keys.key_hash(KA)),
+                                (mb.TLV_ECDSA_SIG, keys.sign_digest(KB, d))])
     assert validate(img, [KA, KB])[0] == "BE_ERR_IMG_SIG"
 
 
 def test_missing_signature_is_no_sig():
-    assert validate(mb.sign_image(PAYLOAD, None, security_counter=1))[0] == "BE_ERR_IMG_NO_SIG"
-    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, mb.key_hash(KA))])
+    assert validate(signing.sign_image(PAYLOAD, None, security_counter=1))[0] == "BE_ERR_IMG_NO_SIG"
+    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, keys.key_hash(KA))])
     assert validate(img)[0] == "BE_ERR_IMG_NO_SIG"
 
 
 def test_signature_without_keyhash():
-    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     assert validate(img)[0] == "BE_ERR_IMG_NO_KEYHASH"
     # a KEYHASH after its signature does not count (MCUboot pairs KEYHASH, then signature)
-    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d)),
-                                (mb.TLV_KEYHASH, mb.key_hash(KA))])
+    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d)),
+                                (mb.TLV_KEYHASH, keys.key_hash(KA))])
     assert validate(img)[0] == "BE_ERR_IMG_NO_KEYHASH"
 
 
 def test_missing_hash_is_no_hash():
-    img = build(tlvs=lambda d: [(mb.TLV_KEYHASH, mb.key_hash(KA)),
-                                (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+    img = build(tlvs=lambda d: [(mb.TLV_KEYHASH, keys.key_hash(KA)),
+                                (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     assert validate(img)[0] == "BE_ERR_IMG_NO_HASH"
 
 
 def test_multiple_signatures_first_that_verifies_wins():
     def two(first, second):
         return lambda d: [(mb.TLV_SHA256, d),
-                          (mb.TLV_KEYHASH, mb.key_hash(first[0])),
-                          (mb.TLV_ECDSA_SIG, mb.sign_digest(first[1], d)),
-                          (mb.TLV_KEYHASH, mb.key_hash(second[0])),
-                          (mb.TLV_ECDSA_SIG, mb.sign_digest(second[1], d))]
+                          (mb.TLV_KEYHASH, keys.key_hash(first[0])),
+                          (mb.TLV_ECDSA_SIG, keys.sign_digest(first[1], d)),
+                          (mb.TLV_KEYHASH, keys.key_hash(second[0])),
+                          (mb.TLV_ECDSA_SIG, keys.sign_digest(second[1], d))]
     img = build(tlvs=two((KC, KC), (KA, KA)))       # unknown key, then a good one
     rc, info, _ = validate(img, [KB, KA])
     assert rc == "BE_OK" and info.key_index == 1
@@ -316,8 +318,8 @@ def test_tlv_magic():
 def test_bad_tlvs():
     def with_tlvs(extra):
         return build(tlvs=lambda d: [(mb.TLV_SHA256, d), *extra(d),
-                                     (mb.TLV_KEYHASH, mb.key_hash(KA)),
-                                     (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+                                     (mb.TLV_KEYHASH, keys.key_hash(KA)),
+                                     (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     cases = {
         "short SHA256": build(tlvs=lambda d: [(mb.TLV_SHA256, d[:31])]),
         "two SHA256": with_tlvs(lambda d: [(mb.TLV_SHA256, d)]),
@@ -334,15 +336,15 @@ def test_bad_tlvs():
 def test_unknown_tlvs_are_skipped():
     img = build(prot=[(0x40, bytes(12)), (0xA0, b"vendor")],
                 tlvs=lambda d: [(0x70, b"x" * 5), (mb.TLV_SHA256, d),
-                                (mb.TLV_KEYHASH, mb.key_hash(KA)),
-                                (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d)), (0xFFFF, b"")])
+                                (mb.TLV_KEYHASH, keys.key_hash(KA)),
+                                (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d)), (0xFFFF, b"")])
     assert validate(img)[0] == "BE_OK"
 
 
 def test_security_counter_must_be_protected():
     img = build(counter=None, tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_SEC_CNT, b"\x09\0\0\0"),
-                                              (mb.TLV_KEYHASH, mb.key_hash(KA)),
-                                              (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+                                              (mb.TLV_KEYHASH, keys.key_hash(KA)),
+                                              (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     assert validate(img)[0] == "BE_ERR_IMG_TLV_UNPROTECTED"
 
 
@@ -378,18 +380,18 @@ def test_crypto_backend_missing_or_failing():
     trust = make_trust([KA], crypto=CRYPTO)
     trust.crypto.ecdsa_p256_verify = ffi.NULL
     assert validate(GOOD, trust=trust)[0] == "BE_ERR_CRYPTO"
-    assert validate(mb.sign_image(PAYLOAD, None), trust=trust)[0] == "BE_ERR_IMG_NO_SIG"
+    assert validate(signing.sign_image(PAYLOAD, None), trust=trust)[0] == "BE_ERR_IMG_NO_SIG"
     # a provisioned "key" the backend cannot load: the exception becomes BE_ERR_CRYPTO
     junk = b"\x30\x03\x02\x01\x01"
     img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, hashlib.sha256(junk).digest()),
-                                (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+                                (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     counting = HostCrypto()
     assert validate(img, trust=make_trust([junk], crypto=counting))[0] == "BE_ERR_CRYPTO"
     assert counting.calls == 1 and counting.failed == 1
     # a P-384 key is refused by the backend, not trusted
     p384 = ec.generate_private_key(ec.SECP384R1())
-    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, mb.key_hash(p384)),
-                                (mb.TLV_ECDSA_SIG, mb.sign_digest(KA, d))])
+    img = build(tlvs=lambda d: [(mb.TLV_SHA256, d), (mb.TLV_KEYHASH, keys.key_hash(p384)),
+                                (mb.TLV_ECDSA_SIG, keys.sign_digest(KA, d))])
     assert validate(img, trust=make_trust([p384], crypto=counting))[0] == "BE_ERR_CRYPTO"
 
 
@@ -536,9 +538,9 @@ def structured_images(draw):
             elif t == mb.TLV_SHA256:
                 data = digest if digest is not None else bytes(32)
             elif t == mb.TLV_KEYHASH:
-                data = mb.key_hash(named)
+                data = keys.key_hash(named)
             elif t == mb.TLV_ECDSA_SIG:
-                data = mb.sign_digest(signer, digest if digest is not None else bytes(32))
+                data = keys.sign_digest(signer, digest if digest is not None else bytes(32))
             else:
                 data = struct.pack("<I", draw(st.sampled_from([0, 1, 0xFFFF, 0x10000])))
             delta = draw(st.sampled_from([0] * 12 + [-1, 1, 3]))
@@ -567,7 +569,7 @@ def test_structured_garbage_agrees_with_the_model(img, min_counter, extra):
 @given(payload=st.binary(max_size=3000), counter=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
        header_size=st.sampled_from([32, 0x80, 0x200]), min_counter=st.integers(0, 2**32 - 1))
 def test_project_images_agree_with_the_model(payload, counter, header_size, min_counter):
-    img = mb.sign_image(payload, KB, header_size=header_size, security_counter=counter)
+    img = signing.sign_image(payload, KB, header_size=header_size, security_counter=counter)
     rc, info, flash = validate(img, [KA, KB], min_counter=min_counter)
     want = "BE_OK" if (counter or 0) >= min_counter else "BE_ERR_IMG_ROLLBACK"
     assert rc == want == model(flash, SLOT_ADDR, SLOT_SIZE, [KA, KB], min_counter)
@@ -578,8 +580,8 @@ def test_project_images_agree_with_the_model(payload, counter, header_size, min_
 
 def test_host_backend_decisions():
     digest = hashlib.sha256(b"msg").digest()
-    der_key = mb.public_key_der(KA)
-    sig = mb.sign_digest(KA, digest)
+    der_key = keys.public_key_der(KA)
+    sig = keys.sign_digest(KA, digest)
     r, s = decode_dss_signature(sig)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     assert verify_digest(der_key, digest, sig, lib.BE_SIG_DER) == lib.BE_OK
@@ -588,7 +590,7 @@ def test_host_backend_decisions():
     assert verify_digest(der_key, digest, raw, lib.BE_SIG_RAW) == lib.BE_OK
     assert verify_digest(der_key, digest, raw[:63], lib.BE_SIG_RAW) == lib.BE_ERR_IMG_SIG
     assert verify_digest(der_key, bytes(32), sig, lib.BE_SIG_DER) == lib.BE_ERR_IMG_SIG
-    assert verify_digest(mb.public_key_der(KB), digest, sig, lib.BE_SIG_DER) == lib.BE_ERR_IMG_SIG
+    assert verify_digest(keys.public_key_der(KB), digest, sig, lib.BE_SIG_DER) == lib.BE_ERR_IMG_SIG
     assert verify_digest(der_key, digest, b"garbage", lib.BE_SIG_DER) == lib.BE_ERR_IMG_SIG
     assert verify_digest(der_key, digest, sig, 7) == lib.BE_ERR_CRYPTO
     with pytest.raises(ValueError):
@@ -599,8 +601,8 @@ def test_callback_through_the_c_function_pointer():
     hc = HostCrypto()
     c = hc.crypto
     digest = hashlib.sha256(b"x").digest()
-    key = mb.public_key_der(KA)
-    sig = mb.sign_digest(KA, digest)
+    key = keys.public_key_der(KA)
+    sig = keys.sign_digest(KA, digest)
     r, s = decode_dss_signature(sig)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     call = c.ecdsa_p256_verify
@@ -615,13 +617,13 @@ def test_callback_through_the_c_function_pointer():
 
 def test_trust_builder():
     hc = HostCrypto()
-    t = hc.trust([KA, mb.public_key_der(KB), KC.public_key()], min_security_counter=9)
+    t = hc.trust([KA, keys.public_key_der(KB), KC.public_key()], min_security_counter=9)
     assert t.n_keys == 3 and t.min_security_counter == 9
     for i, k in enumerate((KA, KB, KC)):
-        der = mb.public_key_der(k)
+        der = keys.public_key_der(k)
         assert t.key_len[i] == len(der) == 91
         assert bytes(t.key[i])[:len(der)] == der
-        assert bytes(t.key_hash[i]) == hashlib.sha256(der).digest() == mb.key_hash(k)
+        assert bytes(t.key_hash[i]) == hashlib.sha256(der).digest() == keys.key_hash(k)
     assert t.crypto.ecdsa_p256_verify == lib.be_py_ecdsa_verify
     assert t.crypto.user == hc.crypto.user
     with pytest.raises(ValueError):

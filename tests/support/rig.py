@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
-from bridge_emu.codec import mcuboot
 from bridge_emu.core.device import Device
 from bridge_emu.errors import PowerCut
 from bridge_emu.core.flash import Geometry, Layout, Region
+from bridge_emu import keys
+from bridge_emu.tools import signing
 
-KEY = mcuboot.generate_key()
-OTHER_KEY = mcuboot.generate_key()
+KEY = keys.generate_key()
+OTHER_KEY = keys.generate_key()
 
 GEOMETRY_NAMES = ("4k", "8k", "mixed")
 ALIGNS = (1, 4, 8)
@@ -48,8 +49,8 @@ def image(version: str, size: int, security_counter: int, key=None) -> bytes:
     """A signed image of exactly `size` bytes with payload derived from its version."""
     key = key or KEY
     kw = dict(version=version, security_counter=security_counter, pad_sig=True)
-    overhead = len(mcuboot.sign_image(b"", key, **kw))
-    img = mcuboot.sign_image(hashlib.shake_256(version.encode()).digest(size - overhead), key, **kw)
+    overhead = len(signing.sign_image(b"", key, **kw))
+    img = signing.sign_image(hashlib.shake_256(version.encode()).digest(size - overhead), key, **kw)
     assert len(img) == size
     return img
 

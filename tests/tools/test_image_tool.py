@@ -13,6 +13,7 @@ from bridge_emu import cli
 from bridge_emu.tools import imageset
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.codec.firmware import manifest_from_image
+from bridge_emu.tools import signing
 from bridge_emu.keys import key_paths
 
 pytestmark = pytest.mark.native
@@ -110,7 +111,7 @@ def test_image_build_with_options_and_fresh_keys(capsys, tmp_path):
     path = pathlib.Path(out.strip())
     assert path.name.startswith("1234-0042-02030004-") and path.suffix == ".zigbee"
     data = path.read_bytes()
-    f = ota.read_strict(data, ota.BodyKind.GBCS, verify_with=s.certificate)
+    f = signing.read_signed(data, s.certificate)
     assert (f.header.min_hardware_version, f.header.max_hardware_version) == (1, 2)
     man = manifest_from_image(f.body.manufacturer_image)
     assert man.bridge_type == "B3" and man.never_rejoins and not man.fails_self_test and man.build_id == "lab-7"
