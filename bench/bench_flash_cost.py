@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 
+from bridge_emu import keys
 from bridge_emu.core.device import Device
 from bridge_emu.core.flash import Geometry, Layout
-from bridge_emu import keys
 from bridge_emu.tools import signing
 
 IMAGE_SIZE = 100_552

@@ -18,12 +18,12 @@ import tempfile
 import time
 
 from bridge_emu.codec import ota_file as ota
-from bridge_emu.core.host_crypto import make_trust
-from bridge_emu.tools.imagetool import BuildSpec, _flash_holding, build
-from bridge_emu.keys import generate_key
 from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.host_crypto import make_trust
 from bridge_emu.core.ota_verify import verify_ota_in_flash
+from bridge_emu.keys import generate_key
 from bridge_emu.tools import signing
+from bridge_emu.tools.imagetool import BuildSpec, _flash_holding, build
 
 FILE_SIZE = 512 * 1024
 REPEAT = 20

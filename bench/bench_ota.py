@@ -59,23 +59,22 @@ import tracemalloc
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
-from bridge_emu.emulator.bridge import Bridge, BridgeConfig
 from bridge_emu.codec import zcl
 from bridge_emu.codec.zcl import ImageUpgradeStatus
 from bridge_emu.core.device import Device
 from bridge_emu.core.flash import Geometry
-from bridge_emu.tools.imagetool import BuildSpec, build
-from bridge_emu.keys import key_paths
-from bridge_emu.keys import load_private_key
+from bridge_emu.emulator.bridge import Bridge, BridgeConfig
+from bridge_emu.emulator.factory import factory_program
+from bridge_emu.emulator.hub import HUB, Hub
+from bridge_emu.emulator.profiles import PROFILES
+from bridge_emu.keys import key_paths, load_private_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
-from bridge_emu.emulator.factory import factory_program
-from bridge_emu.emulator.hub import HUB, Hub
 from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
 from bridge_emu.premises.runner import PremisesRun
 from bridge_emu.premises.schema import BridgeSpec, PremisesSpec
-from bridge_emu.emulator.profiles import PROFILES
+from bridge_emu.tools.imagetool import BuildSpec, build
 
 TARGET_PER_S = 20_000
 REPS = 7

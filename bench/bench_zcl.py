@@ -15,8 +15,7 @@ import time
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
-from bridge_emu.codec.zcl import (Direction, Frame, ImageBlockRequest, ImageBlockResponse,
-                                  decode, encode)
+from bridge_emu.codec.zcl import Direction, Frame, ImageBlockRequest, ImageBlockResponse, decode, encode
 
 LOOPS = 5000           # per timed loop, ours
 ZIGPY_LOOPS = 500      # zigpy is ~50x slower: fewer loops, same repetitions

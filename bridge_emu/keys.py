@@ -12,7 +12,6 @@ import hashlib
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from bridge_emu.errors import ImageFormatError
 
-PublicKeyLike = Union[bytes, bytearray, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
+PublicKeyLike = bytes | bytearray | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey
 
 ROLES = ("manufacturer", "supplier")
 KeySource = "str | os.PathLike | bytes | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey | x509.Certificate"
@@ -119,7 +118,7 @@ def load_private_key(source, password: bytes | None = None) -> ec.EllipticCurveP
 def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bridge-emu TEST ONLY")])
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))

@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 
 from construct import Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, Padding, Struct
 
-from bridge_emu.errors import BridgeEmuError
 from bridge_emu.codec.mcuboot import ImageVersion, parse_image
+from bridge_emu.errors import BridgeEmuError
 
 MANIFEST_MAGIC = b"BEFW"
 BRIDGE_TYPES = ("B1", "B2", "B3", "B4")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from construct import Bytes, ConstructError, Int8ul, Int16ul, Int32ul, Int64ul, Prefixed, Struct, GreedyBytes
+from construct import Bytes, ConstructError, GreedyBytes, Int8ul, Int16ul, Int32ul, Int64ul, Prefixed, Struct
 
 from bridge_emu.errors import BridgeEmuError
 

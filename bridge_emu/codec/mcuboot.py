@@ -19,9 +19,8 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence, Union
-
 
 from bridge_emu.errors import ImageFormatError
 
@@ -79,7 +78,7 @@ class ImageVersion:
                 raise ImageFormatError(f"version {name} {value!r} not in 0..{limit}")
 
     @classmethod
-    def parse(cls, text: "str | ImageVersion | Sequence[int]") -> "ImageVersion":
+    def parse(cls, text: str | ImageVersion | Sequence[int]) -> ImageVersion:
         """"major.minor.revision+build" (minor, revision and build optional), as imgtool takes."""
         if isinstance(text, ImageVersion):
             return text
@@ -94,7 +93,7 @@ class ImageVersion:
         return f"{self.major}.{self.minor}.{self.revision}+{self.build}"
 
 
-VersionLike = Union[str, ImageVersion, Sequence[int]]
+VersionLike = str | ImageVersion | Sequence[int]
 
 # ---------------------------------------------------------------- building
 

@@ -45,10 +45,8 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from typing import Union
 
-from construct import (Bytes, Const, ConstructError, Int8ul, Int16ul, Int32ul, Int64ul, If,
-                       Struct, this)
+from construct import Bytes, Const, ConstructError, If, Int8ul, Int16ul, Int32ul, Int64ul, Struct, this
 
 from bridge_emu.errors import BridgeEmuError
 
@@ -317,7 +315,7 @@ class GbcsBody:
                               "GBCS trailer")
 
 
-Body = Union[GenericBody, GbcsBody]
+Body = GenericBody | GbcsBody
 
 
 class BodyKind(enum.Enum):

@@ -83,13 +83,38 @@ import functools
 import operator
 import struct
 from dataclasses import dataclass, fields
-from typing import ClassVar, Union
+from typing import ClassVar
 
-from construct import (BitsInteger, BitStruct, Const, ConstructError, ExprValidator, Flag,
-                       FormatField, GreedyBytes, GreedyRange, If, IfThenElse, Int8ul, Int16ul,
-                       Int32ul, Int64ul, Optional, Prefixed, Renamed, Select, Struct, Switch,
-                       Tell, Terminated, obj_, this)
-from construct import ConstError, TerminatedError, ValidationError
+from construct import (
+    BitsInteger,
+    BitStruct,
+    Const,
+    ConstError,
+    ConstructError,
+    ExprValidator,
+    Flag,
+    FormatField,
+    GreedyBytes,
+    GreedyRange,
+    If,
+    IfThenElse,
+    Int8ul,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    Optional,
+    Prefixed,
+    Renamed,
+    Select,
+    Struct,
+    Switch,
+    Tell,
+    Terminated,
+    TerminatedError,
+    ValidationError,
+    obj_,
+    this,
+)
 
 from bridge_emu.errors import BridgeEmuError
 
@@ -260,7 +285,7 @@ class ZclError(BridgeEmuError):
     """
 
     def __init__(self, offset: int | None, reason: str, kind: str = "malformed", *,
-                 header: "ZclHeader | None" = None, status: "Status | None" = None):
+                 header: ZclHeader | None = None, status: Status | None = None):
         self.offset = offset
         self.reason = reason
         self.kind = kind
@@ -451,7 +476,7 @@ class _Command:
     """Base of the command dataclasses: which command, and its layout."""
     COMMAND_ID: ClassVar[int]
     FRAME_TYPE: ClassVar[FrameType] = FrameType.CLUSTER
-    DIRECTION: ClassVar["Direction | None"]     # None: a global command, either direction
+    DIRECTION: ClassVar[Direction | None]     # None: a global command, either direction
     LAYOUT: ClassVar[Struct]
 
     def _values(self) -> dict:
@@ -459,7 +484,7 @@ class _Command:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def _from_parsed(cls, c) -> "_Command":
+    def _from_parsed(cls, c) -> _Command:
         return cls(**{f.name: c[f.name] for f in fields(cls)})
 
 
@@ -746,7 +771,7 @@ class ReadAttributeRecord:
 
     @classmethod
     def of(cls, attribute_id: int, value: int, data_type: int | None = None
-           ) -> "ReadAttributeRecord":
+           ) -> ReadAttributeRecord:
         """A SUCCESS record, typed as ATTRIBUTE_TYPES says unless data_type is given."""
         if data_type is None:
             try:
@@ -819,11 +844,11 @@ class DefaultResponse(_Global):
         return cls(c.command, _status(c.status))
 
 
-Command = Union[ImageNotify, QueryNextImageRequest, QueryNextImageResponse, ImageBlockRequest,
-                ImagePageRequest, ImageBlockResponse, ImageBlockWait, ImageBlockAbort,
-                UpgradeEndRequest, UpgradeEndResponse, QueryDeviceSpecificFileRequest,
-                QueryDeviceSpecificFileResponse, ReadAttributes, ReadAttributesResponse,
-                DefaultResponse]
+Command = (
+    ImageNotify | QueryNextImageRequest | QueryNextImageResponse | ImageBlockRequest | ImagePageRequest |
+    ImageBlockResponse | ImageBlockWait | ImageBlockAbort | UpgradeEndRequest | UpgradeEndResponse |
+    QueryDeviceSpecificFileRequest | QueryDeviceSpecificFileResponse | ReadAttributes |
+    ReadAttributesResponse | DefaultResponse)
 
 CLUSTER_COMMANDS: dict[tuple[Direction, int], type] = {
     (cls.DIRECTION, cls.COMMAND_ID): cls
@@ -865,8 +890,8 @@ class Frame:
     command: Command
 
     @classmethod
-    def of(cls, command: Command, tsn: int, *, direction: "Direction | int | None" = None,
-           manufacturer: int | None = None, disable_default_response: bool = False) -> "Frame":
+    def of(cls, command: Command, tsn: int, *, direction: Direction | int | None = None,
+           manufacturer: int | None = None, disable_default_response: bool = False) -> Frame:
         """The frame carrying command: frame type and command id from the command;
         direction from a cluster command (a global command needs it given)."""
         if command.DIRECTION is not None:
@@ -1146,7 +1171,7 @@ _DECODERS[FrameType.CLUSTER | Direction.SERVER_TO_CLIENT << 1][OtaCommand.IMAGE_
     _fast_block_response
 
 
-def decode(data: bytes, direction: "Direction | int | None") -> Frame:
+def decode(data: bytes, direction: Direction | int | None) -> Frame:
     """A ZCL frame of the OTA cluster from its bytes.
 
     direction: the way the frame is expected to travel (a client decodes

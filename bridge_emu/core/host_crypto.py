@@ -20,9 +20,16 @@ from collections.abc import Iterable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bridge_emu.keys import (RAW_SIG_LEN, PublicKeyLike, key_hash, public_key_der, raw_to_der, strip_der_padding,
-                             verify_digest_der)
 from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.keys import (
+    RAW_SIG_LEN,
+    PublicKeyLike,
+    key_hash,
+    public_key_der,
+    raw_to_der,
+    strip_der_padding,
+    verify_digest_der,
+)
 
 __all__ = ["HostCrypto", "default_crypto", "make_trust", "verify_digest", "key_hash",
            "public_key_der", "be_py_ecdsa_verify"]
@@ -35,7 +42,7 @@ DIGEST_LEN = 32
 # its owner here (for statistics only) instead of ffi.from_handle(), so a
 # be_crypto_t that outlives its HostCrypto can never make C or Python touch
 # freed memory: the callback then simply works without an owner.
-_live: "weakref.WeakValueDictionary[int, HostCrypto]" = weakref.WeakValueDictionary()
+_live: weakref.WeakValueDictionary[int, HostCrypto] = weakref.WeakValueDictionary()
 
 
 @functools.lru_cache(maxsize=64)

@@ -14,16 +14,15 @@ ZigBee AES-MMO hash computed by the C core.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bridge_emu.core.host_crypto import HostCrypto, default_crypto
-from bridge_emu.core.errors import check
-from bridge_emu.keys import load_public_key
 from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.errors import check
+from bridge_emu.core.host_crypto import HostCrypto, default_crypto
+from bridge_emu.keys import load_public_key
 
 __all__ = ["OtaVerifyResult", "verify_ota_in_flash", "aes_mmo", "supplier_key_der", "BODIES",
            "INTEGRITY"]
@@ -32,8 +31,7 @@ BODIES = {"gbcs": lib.BE_OTA_BODY_GBCS, "generic": lib.BE_OTA_BODY_GENERIC}
 INTEGRITY = {lib.BE_OTA_MMO_NONE: "none", lib.BE_OTA_MMO_STANDARD: "standard",
              lib.BE_OTA_MMO_WITH_TAG: "with-tag-header"}
 
-SupplierKey = Union[bytes, bytearray, str, x509.Certificate, ec.EllipticCurvePublicKey,
-                    ec.EllipticCurvePrivateKey]
+SupplierKey = bytes | bytearray | str | x509.Certificate | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)

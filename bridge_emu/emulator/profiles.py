@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge_emu.errors import BridgeEmuError
 from bridge_emu.core.flash import Geometry, Layout, Region
+from bridge_emu.errors import BridgeEmuError
 
 MANUFACTURER = 0xBEE0
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from itertools import count
-from typing import Any, Callable
+from typing import Any
 
 from bridge_emu.net.transport import NetError, ReceiveFn
 

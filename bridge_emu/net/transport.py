@@ -12,7 +12,8 @@ deliver them late, or call on_receive from inside send() (a loopback).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from bridge_emu.errors import BridgeEmuError
 

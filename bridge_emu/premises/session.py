@@ -64,7 +64,7 @@ class Session:
 
     @classmethod
     def open(cls, specs: list[PremisesSpec], *, images_dir: pathlib.Path,
-             run_dir: pathlib.Path | None) -> "Session":
+             run_dir: pathlib.Path | None) -> Session:
         images = ImageSet(images_dir)
         return cls([PremisesRun(spec, images, None if run_dir is None else run_dir / spec.name) for spec in specs],
                    run_dir)

@@ -8,10 +8,9 @@ import json
 import pathlib
 import sys
 
-from bridge_emu.tools.imagetool import BuildSpec, build
-from bridge_emu.keys import key_paths
-from bridge_emu.keys import load_private_key
 from bridge_emu.emulator.profiles import PROFILES
+from bridge_emu.keys import key_paths, load_private_key
+from bridge_emu.tools.imagetool import BuildSpec, build
 
 # The faulty image is validly signed and newer than the current one, but its
 # firmware misbehaves after the swap, so the bridge must roll back.

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from bridge_emu.codec import firmware, mcuboot
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.core.image_check import flash_holding, validate_image
-from bridge_emu.errors import BridgeEmuError, ImageError, ImageFormatError
 from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.emulator.profiles import profile
+from bridge_emu.errors import BridgeEmuError, ImageError, ImageFormatError
 from bridge_emu.tools import signing
 
 HEADER_STRING = "bridge-emu {type} {version}"

@@ -7,18 +7,46 @@ bridge_emu.keys."""
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge_emu.codec.firmware import FirmwareManifest, firmware_payload
-from bridge_emu.codec.mcuboot import (DEFAULT_HEADER_SIZE, TLV_ECDSA_SIG, TLV_KEYHASH, TLV_SHA256,
-                                      ParsedImage, VersionLike, image_format_error, parse_image, signed_region, tlv_area)
-from bridge_emu.codec.ota_file import (GBCS_FIELD_CONTROL, STACK_ZIGBEE_PRO, GbcsBody, OtaFile, OtaFileError,
-                                       OtaHeader, BodyKind, read_strict)
+from bridge_emu.codec.mcuboot import (
+    DEFAULT_HEADER_SIZE,
+    TLV_ECDSA_SIG,
+    TLV_KEYHASH,
+    TLV_SHA256,
+    ParsedImage,
+    VersionLike,
+    image_format_error,
+    parse_image,
+    signed_region,
+    tlv_area,
+)
+from bridge_emu.codec.ota_file import (
+    GBCS_FIELD_CONTROL,
+    STACK_ZIGBEE_PRO,
+    BodyKind,
+    GbcsBody,
+    OtaFile,
+    OtaFileError,
+    OtaHeader,
+    read_strict,
+)
 from bridge_emu.errors import ImageFormatError
-from bridge_emu.keys import (PublicKeyLike, key_hash, load_public_key, public_key_der, require_p256, sign_digest,
-                             sign_raw, strip_der_padding, verify_digest_der, verify_raw)
+from bridge_emu.keys import (
+    PublicKeyLike,
+    key_hash,
+    load_public_key,
+    public_key_der,
+    require_p256,
+    sign_digest,
+    sign_raw,
+    strip_der_padding,
+    verify_digest_der,
+    verify_raw,
+)
 
 # ------------------------------------------------------------------ MCUboot
 

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge_emu import keys
 from bridge_emu.codec import mcuboot as mb
 from bridge_emu.errors import BridgeEmuError, ImageFormatError
-from bridge_emu import keys
 from bridge_emu.tools import signing
 
 IMGTOOL = str(pathlib.Path(sys.executable).with_name("imgtool"))
@@ -194,10 +194,10 @@ def test_parse_errors_are_image_format_errors():
 def test_verify_image_reasons():
     good = signing.sign_image(PAYLOAD, KA, security_counter=7)
     assert signing.verify_image(good, [KA], min_security_counter=7).security_counter == 7
-    for keys, floor, reason in [([KB], 0, "BE_ERR_IMG_KEY_UNKNOWN"),
+    for trusted, floor, reason in [([KB], 0, "BE_ERR_IMG_KEY_UNKNOWN"),
                                 ([KA], 8, "BE_ERR_IMG_ROLLBACK")]:
         with pytest.raises(ImageFormatError) as e:
-            signing.verify_image(good, keys, min_security_counter=floor)
+            signing.verify_image(good, trusted, min_security_counter=floor)
         assert e.value.reason == reason
     bad = bytearray(good)
     bad[100] ^= 1

@@ -16,13 +16,24 @@ from zigpy.ota.image import OTAImageHeader, parse_ota_image
 
 from bridge_emu.codec import ota_file as of
 from bridge_emu.codec.ota_file import (
-    ANOMALY_KINDS, BodyKind, GbcsBody, GenericBody, OtaFile, OtaFileError, OtaHeader, SubElement,
-    gbcs_file_name, manufacturer_image_hash, read_strict, read_tolerant)
-from bridge_emu.tools.signing import build_gbcs_file, read_signed, verify_supplier_signature
+    ANOMALY_KINDS,
+    BodyKind,
+    GbcsBody,
+    GenericBody,
+    OtaFile,
+    OtaFileError,
+    OtaHeader,
+    SubElement,
+    gbcs_file_name,
+    manufacturer_image_hash,
+    read_strict,
+    read_tolerant,
+)
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_public_key
-
+from bridge_emu.tools.signing import build_gbcs_file, read_signed, verify_supplier_signature
 from support.paths import VECTORS
+
 SUPPLIER_CERT = "supplier-90b3d51f30010000-digitalSignature.pem"
 DUIS_HASH = "7542f475e3f12eae887d81e32c46d313741d67076b13caec2f82e00ba5e1bb36"
 

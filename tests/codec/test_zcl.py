@@ -15,12 +15,35 @@ from zigpy.zcl.clusters.general import Ota
 
 from bridge_emu.codec import zcl
 from bridge_emu.codec.zcl import (
-    ATTRIBUTE_TYPES, AttributeId, DataType, DefaultResponse, Direction, Frame, FrameType,
-    ImageBlockAbort, ImageBlockRequest, ImageBlockResponse, ImageBlockWait, ImageNotify,
-    ImagePageRequest, QueryDeviceSpecificFileRequest, QueryDeviceSpecificFileResponse,
-    QueryNextImageRequest, QueryNextImageResponse, ReadAttributeRecord, ReadAttributes,
-    ReadAttributesResponse, Status, UpgradeEndRequest, UpgradeEndResponse, ZclError, ZclHeader,
-    decode, default_response_to, encode)
+    ATTRIBUTE_TYPES,
+    AttributeId,
+    DataType,
+    DefaultResponse,
+    Direction,
+    Frame,
+    FrameType,
+    ImageBlockAbort,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    ImageBlockWait,
+    ImageNotify,
+    ImagePageRequest,
+    QueryDeviceSpecificFileRequest,
+    QueryDeviceSpecificFileResponse,
+    QueryNextImageRequest,
+    QueryNextImageResponse,
+    ReadAttributeRecord,
+    ReadAttributes,
+    ReadAttributesResponse,
+    Status,
+    UpgradeEndRequest,
+    UpgradeEndResponse,
+    ZclError,
+    ZclHeader,
+    decode,
+    default_response_to,
+    encode,
+)
 from bridge_emu.errors import BridgeEmuError
 
 C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT

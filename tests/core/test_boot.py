@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge_emu.core.device import Device
-from bridge_emu.errors import (CoreError, FlashError, ImageError, NoBootableImage, PowerCut,
-                               StateError)
 from bridge_emu.core.flash import DeviceConfig, DeviceFileError, Flash, Geometry, Layout, Region
+from bridge_emu.errors import CoreError, FlashError, ImageError, NoBootableImage, PowerCut, StateError
 from support.rig import KEY, OTHER_KEY, Rig, geometry, image, layout
 
 pytestmark = pytest.mark.native
@@ -559,7 +558,7 @@ def test_copy_swap_erases_each_slot_sector_at_most_once(geo):
     diff = [after[i] - before[i] for i in slot_secs]
     assert max(diff) == 1 and min(diff) >= 0, diff
     # the primary sectors that held the old image were erased exactly once
-    for i, (start, size) in enumerate(g.sectors()):
+    for i, (start, _size) in enumerate(g.sectors()):
         if lay.slots[0][0] <= start < lay.slots[0][0] + len(rig.old):
             assert after[i] - before[i] == 1, f"primary sector {i}"
     rig.power_cycle()

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge_emu.errors import FlashError, PowerCut
-from bridge_emu.core.flash import DeviceConfig, DeviceFileError, Flash, Geometry, Layout, Region
-from bridge_emu.keys import generate_key, public_key_der
 from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.flash import DeviceConfig, DeviceFileError, Flash, Geometry, Layout, Region
+from bridge_emu.errors import FlashError, PowerCut
+from bridge_emu.keys import generate_key, public_key_der
 
 pytestmark = pytest.mark.native
 
@@ -507,7 +507,7 @@ class NorModel:
     def erase(self, addr):
         if self.dead:
             return CUT
-        for idx, (start, size) in enumerate(self.sectors):
+        for idx, (start, size) in enumerate(self.sectors):  # noqa: B007  idx: the sector found
             if start <= addr < start + size:
                 break
         else:

@@ -24,13 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bridge_emu import keys
 from bridge_emu.codec import mcuboot as mb
+from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.core.host_crypto import HostCrypto, make_trust, verify_digest
 from bridge_emu.errors import ImageFormatError
-from bridge_emu.core._ffi import ffi, lib
-from bridge_emu import keys
 from bridge_emu.tools import signing
-
 from support.flash import SECTOR, TestFlash
 
 pytestmark = pytest.mark.native

@@ -15,31 +15,30 @@ fail (end of flash) or see garbage (middle of flash).
 from __future__ import annotations
 
 import hashlib
-import pathlib
 import struct
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.exceptions import InvalidSignature
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from bridge_emu.core.host_crypto import HostCrypto
-from bridge_emu.core.errors import error_for
-from bridge_emu.errors import ImageError
-from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
-from bridge_emu.core._ffi import ffi, lib
-from bridge_emu.keys import KeyFileError
-from bridge_emu.core.ota_verify import aes_mmo, supplier_key_der, verify_ota_in_flash
-
 from test_aes_mmo import mmo_reference
+
+from bridge_emu.core._ffi import ffi, lib
+from bridge_emu.core.errors import error_for
+from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
+from bridge_emu.core.host_crypto import HostCrypto
+from bridge_emu.core.ota_verify import aes_mmo, supplier_key_der, verify_ota_in_flash
+from bridge_emu.errors import ImageError, PowerCut
+from bridge_emu.keys import KeyFileError
+from support.paths import VECTORS
 
 pytestmark = pytest.mark.native
 
-from support.paths import VECTORS
+
 UPDATE_11_1 = VECTORS / "duis-11.1-update-firmware.bin"
 PPMID_11_4 = VECTORS / "duis-11.4-update-ppmid-firmware.bin"
 SUPPLIER_PEM = VECTORS / "supplier-90b3d51f30010000-digitalSignature.pem"
@@ -486,7 +485,7 @@ def test_c_power_cut_read_error(image_11_1):
     f = new_flash()
     place(f, FILE_ADDR, image_11_1)
     f.arm_cut(1)
-    with pytest.raises(Exception):
+    with pytest.raises(PowerCut):
         f.erase(0)
     assert c_verify(f, FILE_ADDR, 361, crypto=HostCrypto().crypto)[0] == lib.BE_ERR_POWER_CUT
 

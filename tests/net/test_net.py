@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bridge_emu.net import (Driver, LinkSpec, NetError, Scheduler, SimClock, SimNetwork)
+from bridge_emu.net import Driver, LinkSpec, NetError, Scheduler, SimClock, SimNetwork
 from bridge_emu.net.sim import ZIGBEE_FRAME_OVERHEAD
 
 CH, B1, B2, B3, B4 = 0x0000, 0x1001, 0x1002, 0x1003, 0x1004

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pathlib
 
-from bridge_emu.premises.images import DEFAULT_IMAGES
 from bridge_emu.keys import key_paths
+from bridge_emu.premises.images import DEFAULT_IMAGES
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent

@@ -4,12 +4,12 @@ helpers to cut power, reboot and tell which image runs."""
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 
-from bridge_emu.core.device import Device
-from bridge_emu.errors import PowerCut
-from bridge_emu.core.flash import Geometry, Layout, Region
 from bridge_emu import keys
+from bridge_emu.core.device import Device
+from bridge_emu.core.flash import Geometry, Layout, Region
+from bridge_emu.errors import PowerCut
 from bridge_emu.tools import signing
 
 KEY = keys.generate_key()
@@ -44,7 +44,7 @@ def layout(name: str, g: Geometry, mode: str) -> Layout:
     return Layout(mode, (0, 4 * k), ((16 * k, 64 * k), (80 * k, 64 * k)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def image(version: str, size: int, security_counter: int, key=None) -> bytes:
     """A signed image of exactly `size` bytes with payload derived from its version."""
     key = key or KEY

@@ -10,15 +10,15 @@ import sys
 import pytest
 
 from bridge_emu import cli
-from bridge_emu.tools import imageset
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.codec.firmware import manifest_from_image
-from bridge_emu.tools import signing
 from bridge_emu.keys import key_paths
+from bridge_emu.tools import imageset, signing
+from support.paths import IMAGES, VECTORS
 
 pytestmark = pytest.mark.native
 
-from support.paths import IMAGES, VECTORS
+
 KEYS = IMAGES / "keys"
 SUPPLIER_CERT = str(key_paths(KEYS, "supplier").certificate)
 SUPPLIER_PUB = str(key_paths(KEYS, "supplier").public)
