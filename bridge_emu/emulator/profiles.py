@@ -1,8 +1,8 @@
 """The model of the Alt HAN bridge types B1-B4.
 
-No public document details B1-B4 (see docs/gbcs-firmware.md),
-so this is the project's own model: documented, configurable assumptions.
-Every field can be overridden per device in a premises file.
+No public document details B1-B4 (see docs/bridge-model.md), so this is
+the project's own model: documented assumptions, one frozen BridgeProfile per
+type that code may replace (dataclasses.replace) for a device of its own.
 
 Placement and power follow the seed's configurations: B1 sits by the
 Communications Hub (CH); the remote bridges reach the CH through B1 over the
