@@ -4,11 +4,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
-NATIVE  := $(wildcard native/*.c native/*.h) native/build_ffi.py
+NATIVE  := $(wildcard native/include/*.h native/src/*.c native/src/*.h) native/build_ffi.py
 ASAN_RT  = $(shell gcc -print-file-name=libasan.so)
 UBSAN_RT = $(shell gcc -print-file-name=libubsan.so)
 
-.PHONY: all venv build test test-slow sanitize bench images demo clean
+.PHONY: all venv build test lint test-slow sanitize bench images demo clean
 
 all: test
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 
 venv build: $(STAMP)
 
+# The whole suite, then the house rules (layering and lint).
 test: $(STAMP)
 	$(PYTHON) -m pytest -q -m "not slow"
+	$(MAKE) --no-print-directory lint
+
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check bridge_emu tests bench native/build_ffi.py
 
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -q -m slow

@@ -153,7 +153,7 @@ class Device:
     @property
     def download_size(self) -> int | None:
         """Bytes of the download held (downloading or pending), else None."""
-        return int(self.ctx.rec.size) if self.state.state in ("downloading", "pending") else None
+        return int(self._status().rec.size) if self.state.state in ("downloading", "pending") else None
 
     def discard_download(self) -> None:
         check(lib.be_dl_discard(self.ctx), "discard download")
@@ -167,25 +167,32 @@ class Device:
 
     # -- inspection ---------------------------------------------------------
 
+    def _status(self):
+        """A copy of what the core lets a host know (be_device_status_t)."""
+        st = ffi.new("be_device_status_t *")
+        check(lib.be_device_status(self.ctx, st), "device status")
+        return st
+
     @property
     def state(self) -> StateRecord:
-        r = self.ctx.rec
+        r = self._status().rec
         return StateRecord(STATES.get(r.state, f"unknown({r.state})"), int(r.seq),
                            bool(r.flags & lib.BE_F_PERMANENT), int(r.bank), int(r.attempts))
 
     @property
     def running_slot(self) -> int | None:
-        return self.ctx.running - 1 if self.ctx.running else None
+        st = self._status()
+        return int(st.running_slot) if st.running else None
 
     def image_addr(self, slot: int) -> int:
-        return self.ctx.layout.slot_addr[slot] + self.ctx.image_off[slot]
+        return int(self._status().image_addr[slot])
 
     def running_image(self) -> bytes:
         """The bytes of the image that runs (header to end of TLVs)."""
-        if not self.ctx.running:
+        st = self._status()
+        if not st.running:
             raise error_for(lib.BE_ERR_STATE, "running image: the device has not booted")
-        slot = self.ctx.running - 1
-        return self.flash.read(self.image_addr(slot), self.ctx.run_info.total_size)
+        return self.flash.read(int(st.image_addr[st.running_slot]), int(st.run_info.total_size))
 
     def slot_image(self, slot: int) -> tuple[ImageInfo | None, str | None]:
         """(info, None) if the slot holds an image the bootloader would accept,
@@ -205,4 +212,4 @@ class Device:
 
     @property
     def n_keys(self) -> int:
-        return int(self.ctx.trust.n_keys)
+        return int(self._status().n_keys)

@@ -313,17 +313,24 @@ class Flash:
     def disarm(self) -> None:
         lib.be_flash_arm_cut(self.ctx, 0, 0, 0)
 
+    def _fault(self):
+        """A copy of the power-cut injector's state (be_fault_t)."""
+        f = ffi.new("be_fault_t *")
+        check(lib.be_flash_fault_status(self.ctx, f), "power-cut injector state")
+        return f
+
     @property
     def ops_since_arm(self) -> int:
-        return self.ctx.fault.ops
+        return int(self._fault().ops)
 
     @property
     def cut(self) -> bool:
-        return bool(self.ctx.fault.dead)
+        return bool(self._fault().dead)
 
     @property
     def stats(self) -> dict[str, int]:
-        s = self.ctx.stats
+        s = ffi.new("be_flash_stats_t *")
+        check(lib.be_flash_get_stats(self.ctx, s), "flash counters")
         return {k: int(getattr(s, k)) for k in
                 ("writes", "erases", "bytes_written", "bytes_erased", "reads", "bytes_read",
                  "busy_us", "otp_writes")}

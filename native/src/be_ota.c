@@ -50,7 +50,9 @@
  */
 #include <string.h>
 
-#include "be_internal.h"
+#include "be_bytes_priv.h"
+#include "be_range_priv.h"
+#include "be_tlv_priv.h"
 
 #define OTA_MAGIC 0x0BEEF11EUL
 #define OTA_HEADER_VERSION 0x0100u
@@ -64,11 +66,18 @@
 #define GBCS_TRAILER (2u + GBCS_SIG_LEN)    /* force_replace, 0x40, r||s */
 
 #define SUB_HDR 6u
+#define SUB_LEN_SIZE 4u     /* sub-elements are {u16 tag, u32 length} */
 #define TAG_UPGRADE_IMAGE 0x0000u
 #define TAG_INTEGRITY 0x0003u
 #define MMO_LEN 16u
+#define SHA256_LEN 32u
 
-#define READ_CHUNK 256u
+_Static_assert(SUB_HDR == 2u + SUB_LEN_SIZE, "sub-element header: tag, then length");
+/* The fields of be_ota_info_t this file fills by size. */
+_Static_assert(sizeof(((be_ota_info_t *)0)->header_string) == 32u, "header_string[32]: bytes 20..51");
+_Static_assert(sizeof(((be_ota_info_t *)0)->destination) == 8u, "destination[8]: an EUI64");
+_Static_assert(sizeof(((be_ota_info_t *)0)->image_hash) == SHA256_LEN, "image_hash[32]");
+_Static_assert(sizeof(((be_ota_info_t *)0)->mmo) == MMO_LEN, "mmo[16]: one AES block");
 
 typedef struct ota_src {
     be_flash_t *f;
@@ -85,21 +94,23 @@ static int32_t ota_read(const ota_src_t *src, uint64_t off, uint8_t *buf, uint32
     return be_flash_read(src->f, src->addr + (uint32_t)off, buf, n);
 }
 
-static int32_t sha256_range(const ota_src_t *src, uint64_t off, uint64_t n, uint8_t out[32])
+/* Hashes of file bytes [off, off + n): bounded by the file like ota_read. */
+static int in_file(const ota_src_t *src, uint64_t off, uint64_t n)
 {
-    uint8_t buf[READ_CHUNK];
-    be_sha256_t c;
+    return off <= src->len && n <= (uint64_t)src->len - off;
+}
 
-    (void)be_sha256_init(&c, BE_SHA_AUTO);
-    while (n > 0) {
-        uint32_t k = n < READ_CHUNK ? (uint32_t)n : READ_CHUNK;
-        int32_t rc = ota_read(src, off, buf, k);
-        if (rc < 0) {
-            return rc;
-        }
-        be_sha256_update(&c, buf, k);
-        off += k;
-        n -= k;
+static int32_t sha256_range(const ota_src_t *src, uint64_t off, uint64_t n,
+                            uint8_t out[SHA256_LEN])
+{
+    be_sha256_t c;
+    if (!in_file(src, off, n)) {
+        return BE_ERR_RANGE; /* callers check first; never reached for a valid call */
+    }
+    (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
+    int32_t rc = be_range_sha256(src->f, src->addr + (uint32_t)off, (uint32_t)n, &c);
+    if (rc < 0) {
+        return rc;
     }
     be_sha256_final(&c, out);
     return BE_OK;
@@ -107,19 +118,10 @@ static int32_t sha256_range(const ota_src_t *src, uint64_t off, uint64_t n, uint
 
 static int32_t mmo_range(const ota_src_t *src, be_mmo_t *c, uint64_t off, uint64_t n)
 {
-    uint8_t buf[READ_CHUNK];
-
-    while (n > 0) {
-        uint32_t k = n < READ_CHUNK ? (uint32_t)n : READ_CHUNK;
-        int32_t rc = ota_read(src, off, buf, k);
-        if (rc < 0) {
-            return rc;
-        }
-        be_mmo_update(c, buf, k);
-        off += k;
-        n -= k;
+    if (!in_file(src, off, n)) {
+        return BE_ERR_RANGE; /* callers check first; never reached for a valid call */
     }
-    return BE_OK;
+    return be_range_mmo(src->f, src->addr + (uint32_t)off, (uint32_t)n, c);
 }
 
 static uint32_t same16(const uint8_t *a, const uint8_t *b)
@@ -184,49 +186,41 @@ static int32_t verify_gbcs(const ota_src_t *src, const be_crypto_t *crypto, cons
 
 static int32_t verify_generic(const ota_src_t *src, be_ota_info_t *info)
 {
-    const uint64_t end = src->len;
-    uint64_t off = info->header_length;
     uint64_t mic_off = 0;
     uint32_t have_mic = 0, have_image = 0;
     uint8_t mic[MMO_LEN];
-    uint8_t sub[SUB_HDR];
-    int32_t rc;
+    be_tlv_iter_t it;
+    be_tlv_t t;
 
     /* Structure: every sub-element lies within the file. */
-    while (off < end) {
-        if (end - off < SUB_HDR) {
-            return BE_ERR_OTA_BODY;
-        }
-        rc = ota_read(src, off, sub, SUB_HDR);
-        if (rc < 0) {
-            return rc;
-        }
-        const uint32_t tag = be_get16(sub);
-        const uint32_t n = be_get32(sub + 2);
-        const uint64_t data = off + SUB_HDR;
-        if ((uint64_t)n > end - data) {
-            return BE_ERR_OTA_BODY;
-        }
+    int32_t rc = be_tlv_begin(&it, src->f, src->addr, info->header_length, src->len, SUB_LEN_SIZE,
+                              BE_ERR_OTA_BODY);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    while ((rc = be_tlv_next(&it, &t)) > 0) {
         info->n_elements++;
-        if (tag == TAG_UPGRADE_IMAGE && !have_image) {
-            info->image_off = (uint32_t)data;
-            info->image_len = n;
+        if (t.type == TAG_UPGRADE_IMAGE && have_image == 0) {
+            info->image_off = (uint32_t)t.data;
+            info->image_len = t.len;
             have_image = 1;
-        } else if (tag == TAG_INTEGRITY) {
-            if (have_mic || n != MMO_LEN) {
+        } else if (t.type == TAG_INTEGRITY) {
+            if (have_mic != 0 || t.len != MMO_LEN) {
                 return BE_ERR_OTA_BODY;
             }
-            rc = ota_read(src, data, mic, MMO_LEN);
+            rc = ota_read(src, t.data, mic, MMO_LEN);
             if (rc < 0) {
                 return rc;
             }
-            mic_off = off;
-            info->integrity_off = (uint32_t)off;
+            mic_off = t.off;
+            info->integrity_off = (uint32_t)t.off;
             have_mic = 1;
         }
-        off = data + n;
     }
-    if (!have_mic) {
+    if (rc < 0) {
+        return rc;
+    }
+    if (have_mic == 0) {
         info->integrity = BE_OTA_MMO_NONE;
         return BE_OK;
     }
@@ -303,7 +297,7 @@ int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_e
     if (rc < 0) {
         return rc;
     }
-    if (be_get32(hdr) != OTA_MAGIC) {
+    if (be_get_le32(hdr) != OTA_MAGIC) {
         return BE_ERR_OTA_MAGIC;
     }
     if (len < OTA_HDR_FIXED) {
@@ -313,15 +307,15 @@ int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_e
     if (rc < 0) {
         return rc;
     }
-    info->header_version = be_get16(hdr + 4);
-    info->header_length = be_get16(hdr + 6);
-    info->field_control = be_get16(hdr + 8);
-    info->manufacturer = be_get16(hdr + 10);
-    info->image_type = be_get16(hdr + 12);
-    info->file_version = be_get32(hdr + 14);
-    info->stack_version = be_get16(hdr + 18);
+    info->header_version = be_get_le16(hdr + 4);
+    info->header_length = be_get_le16(hdr + 6);
+    info->field_control = be_get_le16(hdr + 8);
+    info->manufacturer = be_get_le16(hdr + 10);
+    info->image_type = be_get_le16(hdr + 12);
+    info->file_version = be_get_le32(hdr + 14);
+    info->stack_version = be_get_le16(hdr + 18);
     memcpy(info->header_string, hdr + 20, sizeof info->header_string);
-    info->total_image_size = be_get32(hdr + 52);
+    info->total_image_size = be_get_le32(hdr + 52);
 
     if (info->header_version != OTA_HEADER_VERSION) {
         return BE_ERR_OTA_HEADER;
@@ -330,8 +324,9 @@ int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_e
         return BE_ERR_OTA_SIZE;
     }
     const uint32_t fc = info->field_control;
-    const uint32_t n_opt = ((fc & FC_CREDENTIAL) ? 1u : 0u) + ((fc & FC_DESTINATION) ? 8u : 0u) +
-                           ((fc & FC_HW_VERSIONS) ? 4u : 0u);
+    const uint32_t n_opt = ((fc & FC_CREDENTIAL) != 0 ? 1u : 0u) +
+                           ((fc & FC_DESTINATION) != 0 ? 8u : 0u) +
+                           ((fc & FC_HW_VERSIONS) != 0 ? 4u : 0u);
     if (info->header_length < OTA_HDR_FIXED + n_opt || info->header_length > len) {
         return BE_ERR_OTA_HEADER;
     }
@@ -341,16 +336,16 @@ int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_e
             return rc;
         }
         const uint8_t *p = opt;
-        if (fc & FC_CREDENTIAL) {
+        if ((fc & FC_CREDENTIAL) != 0) {
             info->security_credential_version = *p++;
         }
-        if (fc & FC_DESTINATION) {
+        if ((fc & FC_DESTINATION) != 0) {
             memcpy(info->destination, p, sizeof info->destination);
             p += sizeof info->destination;
         }
-        if (fc & FC_HW_VERSIONS) {
-            info->hw_min = be_get16(p);
-            info->hw_max = be_get16(p + 2);
+        if ((fc & FC_HW_VERSIONS) != 0) {
+            info->hw_min = be_get_le16(p);
+            info->hw_max = be_get_le16(p + 2);
             if (info->hw_min > info->hw_max) {
                 return BE_ERR_OTA_HEADER;
             }
@@ -364,7 +359,7 @@ int32_t be_ota_verify(be_flash_t *f, uint32_t addr, uint32_t len, const be_ota_e
     if (info->image_type != expect->image_type) {
         return BE_ERR_OTA_IMAGE_TYPE;
     }
-    if ((fc & FC_HW_VERSIONS) &&
+    if ((fc & FC_HW_VERSIONS) != 0 &&
         (expect->hw_version < info->hw_min || expect->hw_version > info->hw_max)) {
         return BE_ERR_OTA_HW_VERSION;
     }

@@ -24,15 +24,23 @@
  */
 #include <string.h>
 
-#include "be_internal.h"
+#include "be_bytes_priv.h"
+#include "be_range_priv.h"
+#include "be_swap_priv.h"
 
 enum {
     PLAN_MAGIC = 0x4C504542u, /* "BEPL" */
     PLAN_HDR = 32,
+    PLAN_CHECKED = 24,      /* header bytes the check covers */
+    PLAN_ALIGN = 32,        /* entries start on this boundary */
     UNIT_HASH = 8,
-    COPY_BUF = 1024, /* bytes per program call while copying */
-    SCAN_BUF = 256
+    COPY_BUF = 1024         /* bytes per program call while copying */
 };
+
+/* bridge_emu's Layout.simple sizes plan areas as 32 + align(16 * units, 32). */
+_Static_assert(PLAN_HDR == 32 && 2 * UNIT_HASH == 16 && PLAN_ALIGN == 32,
+               "plan entry size is shared with the Python layout helper");
+_Static_assert(COPY_BUF % 16 == 0, "copy chunks stay multiples of any write alignment");
 
 static uint32_t round_up(uint32_t v, uint32_t m)
 {
@@ -51,9 +59,9 @@ static uint32_t unit_len(uint32_t size, uint32_t unit, uint32_t i)
     return size <= start ? 0 : (size - start < unit ? size - start : unit);
 }
 
-static uint32_t plan_len(uint32_t n_units)
+uint32_t be_plan_len(uint32_t n_units)
 {
-    return PLAN_HDR + round_up(n_units * 2 * UNIT_HASH, 32);
+    return PLAN_HDR + round_up(n_units * 2 * UNIT_HASH, PLAN_ALIGN);
 }
 
 static uint32_t primary_unit(const be_device_t *d, uint32_t i)
@@ -66,70 +74,30 @@ static uint32_t secondary_unit(const be_device_t *d, uint32_t i)
     return d->layout.slot_addr[1] + i * d->unit;
 }
 
+/* The unit hash: an 8-byte SHA-256 prefix of the unit's bytes in flash. */
 static int32_t hash_range(be_flash_t *f, uint32_t addr, uint32_t len, uint8_t out[UNIT_HASH])
 {
-    uint8_t buf[SCAN_BUF], digest[32];
+    uint8_t digest[32];
     be_sha256_t c;
-    be_sha256_init(&c, BE_SHA_AUTO);
-    while (len) {
-        uint32_t n = len < sizeof buf ? len : (uint32_t)sizeof buf;
-        int32_t rc = be_flash_read(f, addr, buf, n);
-        if (rc) {
-            return rc;
-        }
-        be_sha256_update(&c, buf, n);
-        addr += n;
-        len -= n;
+    (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
+    int32_t rc = be_range_sha256(f, addr, len, &c);
+    if (rc != BE_OK) {
+        return rc;
     }
     be_sha256_final(&c, digest);
     memcpy(out, digest, UNIT_HASH);
     return BE_OK;
 }
 
-int32_t be_erase_range(be_flash_t *f, uint32_t addr, uint32_t len)
-{
-    uint32_t end = addr + len;
-    while (addr < end) {
-        uint32_t start, size;
-        int32_t rc = be_flash_sector(f, addr, NULL, &start, &size);
-        if (rc) {
-            return rc;
-        }
-        rc = be_flash_is_erased(f, start, size);
-        if (rc < 0) {
-            return rc;
-        }
-        if (rc == 0) {
-            rc = be_flash_erase(f, start);
-            if (rc) {
-                return rc;
-            }
-        }
-        addr = start + size;
-    }
-    return BE_OK;
-}
-
 /* Offset in the plan area where the next entry goes: past the last used byte. */
 static int32_t plan_free_offset(be_device_t *d, uint32_t *off)
 {
-    uint8_t buf[SCAN_BUF];
-    uint32_t end = d->layout.plan_size;
-    while (end) {
-        uint32_t n = end < sizeof buf ? end : (uint32_t)sizeof buf;
-        int32_t rc = be_flash_read(d->flash, d->layout.plan_addr + end - n, buf, n);
-        if (rc) {
-            return rc;
-        }
-        for (uint32_t i = n; i > 0; i--) {
-            if (buf[i - 1] != 0xFF) {
-                *off = round_up(end - n + i, 32);
-                return BE_OK;
-            }
-        }
-        end -= n;
+    uint32_t used;
+    int32_t rc = be_range_used(d->flash, d->layout.plan_addr, d->layout.plan_size, &used);
+    if (rc != BE_OK) {
+        return rc;
     }
-    *off = 0;
+    *off = round_up(used, PLAN_ALIGN);
     return BE_OK;
 }
 
@@ -138,31 +106,31 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
     uint8_t hdr[PLAN_HDR], body[COPY_BUF], digest[32];
     uint32_t n_old = units_of(old_size, d->unit), n_new = units_of(new_size, d->unit);
     uint32_t n = n_old > n_new ? n_old : n_new;
-    uint32_t len = plan_len(n), off;
+    uint32_t len = be_plan_len(n), off;
     if (len > d->layout.plan_size) {
         return BE_ERR_PLAN;
     }
     int32_t rc = plan_free_offset(d, &off);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     if (off + len > d->layout.plan_size) {
-        rc = be_erase_range(d->flash, d->layout.plan_addr, d->layout.plan_size);
-        if (rc) {
+        rc = be_range_erase(d->flash, d->layout.plan_addr, d->layout.plan_size);
+        if (rc != BE_OK) {
             return rc;
         }
         off = 0;
     }
     uint32_t base = d->layout.plan_addr + off;
     memset(hdr, 0xFF, sizeof hdr);
-    be_put32(hdr + 0, PLAN_MAGIC);
-    be_put32(hdr + 4, old_size);
-    be_put32(hdr + 8, new_size);
-    be_put32(hdr + 12, d->unit);
-    be_put32(hdr + 16, n);
+    be_put_le32(hdr + 0, PLAN_MAGIC);
+    be_put_le32(hdr + 4, old_size);
+    be_put_le32(hdr + 8, new_size);
+    be_put_le32(hdr + 12, d->unit);
+    be_put_le32(hdr + 16, n);
     be_sha256_t c;
-    be_sha256_init(&c, BE_SHA_AUTO);
-    be_sha256_update(&c, hdr, 24);
+    (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
+    be_sha256_update(&c, hdr, PLAN_CHECKED);
 
     /* body: hash every unit, flushing whole buffers as they fill */
     uint32_t body_len = len - PLAN_HDR, pos = 0, fill = 0;
@@ -170,14 +138,14 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
     for (uint32_t i = 0; i < n; i++) {
         if (i < n_old) {
             rc = hash_range(d->flash, primary_unit(d, i), unit_len(old_size, d->unit, i), body + fill);
-            if (rc) {
+            if (rc != BE_OK) {
                 return rc;
             }
         }
         if (i < n_new) {
             rc = hash_range(d->flash, secondary_unit(d, i + 1), unit_len(new_size, d->unit, i),
                             body + fill + UNIT_HASH);
-            if (rc) {
+            if (rc != BE_OK) {
                 return rc;
             }
         }
@@ -186,7 +154,7 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
             uint32_t chunk = i + 1 == n ? body_len - pos : fill;
             be_sha256_update(&c, body, chunk);
             rc = be_flash_write(d->flash, base + PLAN_HDR + pos, body, chunk);
-            if (rc) {
+            if (rc != BE_OK) {
                 return rc;
             }
             pos += chunk;
@@ -195,48 +163,45 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
         }
     }
     be_sha256_final(&c, digest);
-    memcpy(hdr + 24, digest, 8);
+    memcpy(hdr + PLAN_CHECKED, digest, PLAN_HDR - PLAN_CHECKED);
     rc = be_flash_write(d->flash, base, hdr, sizeof hdr);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     r->offset = off;
     r->size = len;
-    r->check = be_get32(digest);
+    r->check = be_get_le32(digest);
     return BE_OK;
 }
 
 int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
 {
-    uint8_t hdr[PLAN_HDR], buf[SCAN_BUF], digest[32];
+    uint8_t hdr[PLAN_HDR], digest[32];
     if ((uint64_t)r->offset + r->size > d->layout.plan_size || r->size < PLAN_HDR) {
         return BE_ERR_CORRUPT;
     }
     uint32_t base = d->layout.plan_addr + r->offset;
     int32_t rc = be_flash_read(d->flash, base, hdr, sizeof hdr);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
-    uint32_t old_size = be_get32(hdr + 4), new_size = be_get32(hdr + 8), n = be_get32(hdr + 16);
-    if (be_get32(hdr) != PLAN_MAGIC || be_get32(hdr + 12) != d->unit || n > 0xFFFFu ||
-        plan_len(n) != r->size || units_of(old_size, d->unit) > n ||
+    uint32_t old_size = be_get_le32(hdr + 4), new_size = be_get_le32(hdr + 8);
+    uint32_t n = be_get_le32(hdr + 16);
+    if (be_get_le32(hdr) != PLAN_MAGIC || be_get_le32(hdr + 12) != d->unit || n > 0xFFFFu ||
+        be_plan_len(n) != r->size || units_of(old_size, d->unit) > n ||
         units_of(new_size, d->unit) > n) {
         return BE_ERR_CORRUPT;
     }
     be_sha256_t c;
-    be_sha256_init(&c, BE_SHA_AUTO);
-    be_sha256_update(&c, hdr, 24);
-    for (uint32_t pos = PLAN_HDR; pos < r->size;) {
-        uint32_t k = r->size - pos < sizeof buf ? r->size - pos : (uint32_t)sizeof buf;
-        rc = be_flash_read(d->flash, base + pos, buf, k);
-        if (rc) {
-            return rc;
-        }
-        be_sha256_update(&c, buf, k);
-        pos += k;
+    (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
+    be_sha256_update(&c, hdr, PLAN_CHECKED);
+    rc = be_range_sha256(d->flash, base + PLAN_HDR, r->size - PLAN_HDR, &c);
+    if (rc != BE_OK) {
+        return rc;
     }
     be_sha256_final(&c, digest);
-    if (memcmp(digest, hdr + 24, 8) != 0 || be_get32(digest) != r->check) {
+    if (memcmp(digest, hdr + PLAN_CHECKED, PLAN_HDR - PLAN_CHECKED) != 0 ||
+        be_get_le32(digest) != r->check) {
         return BE_ERR_CORRUPT;
     }
     p->addr = base;
@@ -253,28 +218,28 @@ static int32_t ensure_unit(be_device_t *d, uint32_t dst, uint32_t src, uint32_t 
 {
     uint8_t h[UNIT_HASH], buf[COPY_BUF];
     int32_t rc = hash_range(d->flash, dst, len, h);
-    if (rc || memcmp(h, expect, UNIT_HASH) == 0) {
+    if (rc != BE_OK || memcmp(h, expect, UNIT_HASH) == 0) {
         return rc;
     }
     rc = hash_range(d->flash, src, len, h);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     if (memcmp(h, expect, UNIT_HASH) != 0) {
         return BE_ERR_CORRUPT;
     }
-    rc = be_erase_range(d->flash, dst, d->unit);
-    if (rc) {
+    rc = be_range_erase(d->flash, dst, d->unit);
+    if (rc != BE_OK) {
         return rc;
     }
     uint32_t total = round_up(len, d->flash->geo.write_align);
     for (uint32_t pos = 0; pos < total;) {
         uint32_t n = total - pos < COPY_BUF ? total - pos : (uint32_t)COPY_BUF;
         rc = be_flash_read(d->flash, src + pos, buf, n);
-        if (!rc) {
+        if (rc == BE_OK) {
             rc = be_flash_write(d->flash, dst + pos, buf, n);
         }
-        if (rc) {
+        if (rc != BE_OK) {
             return rc;
         }
         pos += n;
@@ -296,21 +261,21 @@ int32_t be_swap_install(be_device_t *d, const be_plan_t *p)
         uint32_t old_len = unit_len(p->old_size, d->unit, i);
         uint32_t new_len = unit_len(p->new_size, d->unit, i);
         int32_t rc;
-        if (old_len) {
+        if (old_len != 0) {
             rc = unit_hash(d, p, i, 0, h);
-            if (!rc) {
+            if (rc == BE_OK) {
                 rc = ensure_unit(d, secondary_unit(d, i), primary_unit(d, i), old_len, h);
             }
-            if (rc) {
+            if (rc != BE_OK) {
                 return rc;
             }
         }
-        if (new_len) {
+        if (new_len != 0) {
             rc = unit_hash(d, p, i, 1, h);
-            if (!rc) {
+            if (rc == BE_OK) {
                 rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, i + 1), new_len, h);
             }
-            if (rc) {
+            if (rc != BE_OK) {
                 return rc;
             }
         }
@@ -323,14 +288,14 @@ int32_t be_swap_revert(be_device_t *d, const be_plan_t *p)
     uint8_t h[UNIT_HASH];
     for (uint32_t i = 0; i < p->n_units; i++) {
         uint32_t old_len = unit_len(p->old_size, d->unit, i);
-        if (!old_len) {
+        if (old_len == 0) {
             continue;
         }
         int32_t rc = unit_hash(d, p, i, 0, h);
-        if (!rc) {
+        if (rc == BE_OK) {
             rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, i), old_len, h);
         }
-        if (rc) {
+        if (rc != BE_OK) {
             return rc;
         }
     }

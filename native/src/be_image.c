@@ -39,7 +39,9 @@
  */
 #include <string.h>
 
-#include "be_internal.h"
+#include "be_bytes_priv.h"
+#include "be_range_priv.h"
+#include "be_tlv_priv.h"
 
 #define IMG_MAGIC 0x96f3b83dUL
 #define IMG_HDR_SIZE 32u
@@ -47,6 +49,7 @@
 #define TLV_PROT_INFO_MAGIC 0x6908u
 #define TLV_INFO_SIZE 4u
 #define TLV_ENTRY_SIZE 4u
+#define TLV_LEN_SIZE 2u     /* entries are {u16 type, u16 len} */
 
 #define TLV_KEYHASH 0x01u
 #define TLV_SHA256 0x10u
@@ -73,9 +76,17 @@
  * refused too rather than silently ignored. */
 #define IMAGE_F_SUPPORTED (IMAGE_F_PIC)
 
-#define READ_CHUNK 256u
 #define MAX_KEYS 4u
 #define MAX_KEY_LEN 128u
+
+_Static_assert(TLV_ENTRY_SIZE == 2u + TLV_LEN_SIZE, "TLV entry header: type, then length");
+/* The trust arrays of be.h, which bridge_emu/core/host_crypto.py fills too. */
+_Static_assert(MAX_KEYS == BE_ARRAY_LEN(be_trust_t, key), "be_trust_t.key[4]");
+_Static_assert(MAX_KEYS == BE_ARRAY_LEN(be_trust_t, key_len), "be_trust_t.key_len[4]");
+_Static_assert(MAX_KEYS == BE_ARRAY_LEN(be_trust_t, key_hash), "be_trust_t.key_hash[4]");
+_Static_assert(MAX_KEY_LEN == sizeof(((be_trust_t *)0)->key[0]), "be_trust_t.key[.][128]");
+_Static_assert(SHA256_LEN == sizeof(((be_trust_t *)0)->key_hash[0]), "KEYHASH is a SHA-256");
+_Static_assert(SHA256_LEN == sizeof(((be_image_info_t *)0)->hash), "be_image_info_t.hash[32]");
 
 typedef struct img_src {
     be_flash_t *f;
@@ -120,36 +131,32 @@ static int32_t find_key(const be_trust_t *trust, const uint8_t hash[SHA256_LEN])
     return -2;
 }
 
-/* Pass 1 over one area [start, end) (start is its info): every entry lies
- * within the area, known TLVs have their lengths, SHA256 and SEC_CNT appear
- * once, SEC_CNT only where protected. */
+/* The entries of one area [start, end) (start is its info). */
+static int32_t area_begin(be_tlv_iter_t *it, const img_src_t *src, uint64_t start, uint64_t end)
+{
+    return be_tlv_begin(it, src->f, src->addr, start + TLV_INFO_SIZE, end, TLV_LEN_SIZE,
+                        BE_ERR_IMG_TLV_TRUNCATED);
+}
+
+/* Pass 1 over one area: every entry lies within the area, known TLVs have
+ * their lengths, SHA256 and SEC_CNT appear once, SEC_CNT only where
+ * protected. */
 static int32_t scan_area(const img_src_t *src, uint64_t start, uint64_t end, uint32_t prot,
                          tlv_scan_t *scan)
 {
-    uint64_t off = start + TLV_INFO_SIZE;
-    uint8_t ent[TLV_ENTRY_SIZE];
-    int32_t rc;
-
-    while (off < end) {
-        if (end - off < TLV_ENTRY_SIZE) {
-            return BE_ERR_IMG_TLV_TRUNCATED;
-        }
-        rc = img_read(src, off, ent, TLV_ENTRY_SIZE);
-        if (rc < 0) {
-            return rc;
-        }
-        uint32_t type = be_get16(ent);
-        uint32_t len = be_get16(ent + 2);
-        uint64_t data = off + TLV_ENTRY_SIZE;
-        if ((uint64_t)len > end - data) {
-            return BE_ERR_IMG_TLV_TRUNCATED;
-        }
-        switch (type) {
+    be_tlv_iter_t it;
+    be_tlv_t t;
+    int32_t rc = area_begin(&it, src, start, end);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    while ((rc = be_tlv_next(&it, &t)) > 0) {
+        switch (t.type) {
         case TLV_SHA256:
-            if (len != SHA256_LEN || scan->n_sha != 0) {
+            if (t.len != SHA256_LEN || scan->n_sha != 0) {
                 return BE_ERR_IMG_TLV_BAD;
             }
-            rc = img_read(src, data, scan->sha, SHA256_LEN);
+            rc = img_read(src, t.data, scan->sha, SHA256_LEN);
             if (rc < 0) {
                 return rc;
             }
@@ -157,27 +164,27 @@ static int32_t scan_area(const img_src_t *src, uint64_t start, uint64_t end, uin
             break;
         case TLV_SEC_CNT: {
             uint8_t v[4];
-            if (!prot) {
+            if (prot == 0) {
                 return BE_ERR_IMG_TLV_UNPROTECTED;
             }
-            if (len != 4u || scan->n_sec != 0) {
+            if (t.len != 4u || scan->n_sec != 0) {
                 return BE_ERR_IMG_TLV_BAD;
             }
-            rc = img_read(src, data, v, 4u);
+            rc = img_read(src, t.data, v, 4u);
             if (rc < 0) {
                 return rc;
             }
-            scan->sec_cnt = be_get32(v);
+            scan->sec_cnt = be_get_le32(v);
             scan->n_sec++;
             break;
         }
         case TLV_KEYHASH:
-            if (len != SHA256_LEN) {
+            if (t.len != SHA256_LEN) {
                 return BE_ERR_IMG_TLV_BAD;
             }
             break;
         case TLV_ECDSA_SIG:
-            if (len < SIG_DER_MIN || len > SIG_DER_MAX) {
+            if (t.len < SIG_DER_MIN || t.len > SIG_DER_MAX) {
                 return BE_ERR_IMG_TLV_BAD;
             }
             scan->n_sig++;
@@ -185,9 +192,8 @@ static int32_t scan_area(const img_src_t *src, uint64_t start, uint64_t end, uin
         default:
             break; /* other TLVs are not ours to judge (MCUboot skips them too) */
         }
-        off = data + len;
     }
-    return BE_OK;
+    return rc;
 }
 
 /* Pass 2 over one area whose structure pass 1 accepted. Returns BE_OK (also
@@ -196,26 +202,25 @@ static int32_t sig_area(const img_src_t *src, uint64_t start, uint64_t end,
                         const be_trust_t *trust, const uint8_t digest[SHA256_LEN],
                         sig_state_t *st)
 {
-    uint64_t off = start + TLV_INFO_SIZE;
-    uint8_t ent[TLV_ENTRY_SIZE];
-    int32_t rc;
-
-    while (off < end && st->verified < 0) {
-        rc = img_read(src, off, ent, TLV_ENTRY_SIZE);
-        if (rc < 0) {
-            return rc;
+    be_tlv_iter_t it;
+    be_tlv_t t;
+    int32_t rc = area_begin(&it, src, start, end);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    while (st->verified < 0) {
+        rc = be_tlv_next(&it, &t);
+        if (rc <= 0) {
+            return rc; /* the end of the area, or an error */
         }
-        uint32_t type = be_get16(ent);
-        uint32_t len = be_get16(ent + 2);
-        uint64_t data = off + TLV_ENTRY_SIZE;
-        if (type == TLV_KEYHASH) {
+        if (t.type == TLV_KEYHASH) {
             uint8_t kh[SHA256_LEN];
-            rc = img_read(src, data, kh, SHA256_LEN);
+            rc = img_read(src, t.data, kh, SHA256_LEN);
             if (rc < 0) {
                 return rc;
             }
             st->key = find_key(trust, kh);
-        } else if (type == TLV_ECDSA_SIG) {
+        } else if (t.type == TLV_ECDSA_SIG) {
             if (st->key == -1) {
                 st->no_keyhash = 1;
             } else if (st->key < 0) {
@@ -226,12 +231,12 @@ static int32_t sig_area(const img_src_t *src, uint64_t start, uint64_t end,
                 if (trust->crypto.ecdsa_p256_verify == NULL) {
                     return BE_ERR_CRYPTO;
                 }
-                rc = img_read(src, data, sig, len);
+                rc = img_read(src, t.data, sig, t.len);
                 if (rc < 0) {
                     return rc;
                 }
                 rc = trust->crypto.ecdsa_p256_verify(trust->crypto.user, trust->key[k],
-                                                     trust->key_len[k], digest, sig, len,
+                                                     trust->key_len[k], digest, sig, t.len,
                                                      BE_SIG_DER);
                 if (rc == BE_OK) {
                     st->verified = st->key;
@@ -243,26 +248,21 @@ static int32_t sig_area(const img_src_t *src, uint64_t start, uint64_t end,
             }
             st->key = -1; /* a KEYHASH names the one signature after it */
         }
-        off = data + len;
     }
     return BE_OK;
 }
 
+/* SHA-256 of slot bytes [0, len), from flash. */
 static int32_t hash_region(const img_src_t *src, uint64_t len, uint8_t out[SHA256_LEN])
 {
-    uint8_t buf[READ_CHUNK];
     be_sha256_t c;
-    uint64_t off = 0;
-
-    (void)be_sha256_init(&c, BE_SHA_AUTO);
-    while (off < len) {
-        uint32_t n = (len - off) < READ_CHUNK ? (uint32_t)(len - off) : READ_CHUNK;
-        int32_t rc = img_read(src, off, buf, n);
-        if (rc < 0) {
-            return rc;
-        }
-        be_sha256_update(&c, buf, n);
-        off += n;
+    if (len > src->slot_size) {
+        return BE_ERR_RANGE; /* callers check first; never reached for a valid call */
+    }
+    (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
+    int32_t rc = be_range_sha256(src->f, src->addr, (uint32_t)len, &c);
+    if (rc < 0) {
+        return rc;
     }
     be_sha256_final(&c, out);
     return BE_OK;
@@ -303,18 +303,18 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
     if (rc < 0) {
         return rc;
     }
-    if (be_get32(hdr) != IMG_MAGIC) {
+    if (be_get_le32(hdr) != IMG_MAGIC) {
         return BE_ERR_IMG_MAGIC;
     }
-    info->load_addr = be_get32(hdr + 4);
-    info->hdr_size = be_get16(hdr + 8);
-    info->protect_tlv_size = be_get16(hdr + 10);
-    info->img_size = be_get32(hdr + 12);
-    info->flags = be_get32(hdr + 16);
+    info->load_addr = be_get_le32(hdr + 4);
+    info->hdr_size = be_get_le16(hdr + 8);
+    info->protect_tlv_size = be_get_le16(hdr + 10);
+    info->img_size = be_get_le32(hdr + 12);
+    info->flags = be_get_le32(hdr + 16);
     info->ver_major = hdr[20];
     info->ver_minor = hdr[21];
-    info->ver_revision = be_get16(hdr + 22);
-    info->ver_build = be_get32(hdr + 24);
+    info->ver_revision = be_get_le16(hdr + 22);
+    info->ver_build = be_get_le32(hdr + 24);
 
     if (info->hdr_size < IMG_HDR_SIZE ||
         (info->protect_tlv_size != 0 && info->protect_tlv_size < TLV_INFO_SIZE)) {
@@ -335,13 +335,13 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
         if (rc < 0) {
             return rc;
         }
-        if (be_get16(ti) == TLV_INFO_MAGIC) {
+        if (be_get_le16(ti) == TLV_INFO_MAGIC) {
             return BE_ERR_IMG_TLV_OVERLAP; /* header claims a protected area that is not there */
         }
-        if (be_get16(ti) != TLV_PROT_INFO_MAGIC) {
+        if (be_get_le16(ti) != TLV_PROT_INFO_MAGIC) {
             return BE_ERR_IMG_TLV_MAGIC;
         }
-        if (be_get16(ti + 2) != info->protect_tlv_size) {
+        if (be_get_le16(ti + 2) != info->protect_tlv_size) {
             return BE_ERR_IMG_TLV_OVERLAP;
         }
     }
@@ -349,13 +349,13 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
     if (rc < 0) {
         return rc;
     }
-    if (be_get16(ti) == TLV_PROT_INFO_MAGIC) {
+    if (be_get_le16(ti) == TLV_PROT_INFO_MAGIC) {
         return BE_ERR_IMG_TLV_OVERLAP; /* a protected area the header does not account for */
     }
-    if (be_get16(ti) != TLV_INFO_MAGIC) {
+    if (be_get_le16(ti) != TLV_INFO_MAGIC) {
         return BE_ERR_IMG_TLV_MAGIC;
     }
-    const uint32_t tlv_tot = be_get16(ti + 2);
+    const uint32_t tlv_tot = be_get_le16(ti + 2);
     if (tlv_tot < TLV_INFO_SIZE) {
         return BE_ERR_IMG_TLV_TRUNCATED;
     }
@@ -379,7 +379,7 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
         return rc;
     }
     info->has_security_counter = scan.n_sec;
-    info->security_counter = scan.n_sec ? scan.sec_cnt : 0;
+    info->security_counter = scan.n_sec != 0 ? scan.sec_cnt : 0;
 
     /* Hash of header + payload + protected TLVs, from flash. */
     if (scan.n_sha == 0) {
@@ -415,10 +415,10 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
         return rc;
     }
     if (st.verified < 0) {
-        if (st.bad_sig) {
+        if (st.bad_sig != 0) {
             return BE_ERR_IMG_SIG;
         }
-        return st.unknown_key ? BE_ERR_IMG_KEY_UNKNOWN : BE_ERR_IMG_NO_KEYHASH;
+        return st.unknown_key != 0 ? BE_ERR_IMG_KEY_UNKNOWN : BE_ERR_IMG_NO_KEYHASH;
     }
     info->key_index = (uint32_t)st.verified;
 

@@ -136,6 +136,8 @@ typedef struct be_fault {
     uint32_t dead;      /* 1 once the cut happened: every later operation fails */
 } be_fault_t;
 
+/* Declared here for its size (the host allocates it); hosts read its counters
+ * and injector only through be_flash_get_stats and be_flash_fault_status. */
 typedef struct be_flash {
     uint8_t *mem;
     uint32_t size;
@@ -163,6 +165,10 @@ int32_t be_flash_otp_read(be_flash_t *f, uint32_t off, uint8_t *buf, uint32_t le
 int32_t be_flash_otp_write(be_flash_t *f, uint32_t off, const uint8_t *buf, uint32_t len);
 /* Cut power at the n-th write or erase from now (n >= 1); n = 0 disarms. */
 void be_flash_arm_cut(be_flash_t *f, uint32_t n, uint32_t tear, uint32_t seed);
+/* Copies of the lifetime counters and of the power-cut injector's state, so a
+ * host needs no knowledge of where be_flash_t keeps them. */
+int32_t be_flash_get_stats(const be_flash_t *f, be_flash_stats_t *out);
+int32_t be_flash_fault_status(const be_flash_t *f, be_fault_t *out);
 
 /* ------------------------------------------------------- host crypto (HAL) */
 
@@ -295,6 +301,8 @@ typedef struct be_boot_result {
     be_image_info_t image;  /* the running image */
 } be_boot_result_t;
 
+/* Declared here for its size (the host allocates it); its fields are the
+ * core's own, and hosts read them only through be_device_status. */
 typedef struct be_device {
     be_flash_t *flash;
     be_layout_t layout;
@@ -335,6 +343,22 @@ int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *inf
 int32_t be_dl_discard(be_device_t *d);
 /* Validate the image in a slot as the bootloader would (inspection only). */
 int32_t be_slot_validate(be_device_t *d, uint32_t slot, be_image_info_t *info);
+
+/* What a host may know of a device: a copy, so be_device_t stays private. */
+typedef struct be_device_status {
+    be_record_t rec;            /* latest committed state record */
+    uint32_t running;           /* 1 if be_boot selected an image that now runs */
+    uint32_t running_slot;      /* its slot index (0 when not running) */
+    be_image_info_t run_info;   /* the running image (all zero when not running) */
+    uint32_t slot_addr[2];      /* flash address of each slot */
+    uint32_t slot_size[2];
+    uint32_t image_addr[2];     /* where the bootable image starts in each slot */
+    uint32_t log_addr[2];       /* the two state-log sectors */
+    uint32_t n_keys;            /* public keys provisioned in OTP, as read at open */
+    uint32_t min_security_counter;  /* the OTP anti-rollback counter, as last read */
+} be_device_status_t;
+
+int32_t be_device_status(const be_device_t *d, be_device_status_t *out);
 
 /* ------------------------------------------------------ AES-128, AES-MMO */
 

@@ -1,5 +1,5 @@
 /* Names and sentences for the core's error codes (read-only tables). */
-#include "be.h"
+#include "be_priv.h"
 
 typedef struct {
     int32_t code;
@@ -64,11 +64,11 @@ static const be_err_entry_t *find(int32_t err)
 const char *be_err_name(int32_t err)
 {
     const be_err_entry_t *e = find(err);
-    return e ? e->name : "BE_ERR_UNKNOWN";
+    return e != NULL ? e->name : "BE_ERR_UNKNOWN";
 }
 
 const char *be_err_text(int32_t err)
 {
     const be_err_entry_t *e = find(err);
-    return e ? e->text : "unknown error code";
+    return e != NULL ? e->text : "unknown error code";
 }

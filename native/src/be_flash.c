@@ -8,7 +8,14 @@
  */
 #include <string.h>
 
-#include "be.h"
+#include "be_priv.h"
+
+enum { MAX_REGIONS = 8 };
+
+_Static_assert(MAX_REGIONS == BE_ARRAY_LEN(be_geometry_t, region), "be_geometry_t.region[8]");
+/* bridge_emu/core/flash.py keeps the counters at a fixed place in the device
+ * file and reserves STATS_SIZE = 64 bytes for them: 8 x u64 */
+_Static_assert(sizeof(be_flash_stats_t) == 64, "be_flash_stats_t is 8 x u64");
 
 static int valid_align(uint32_t a)
 {
@@ -19,18 +26,19 @@ int32_t be_flash_init(be_flash_t *f, uint8_t *mem, uint32_t size, const be_geome
                       uint32_t *erase_counts, uint32_t n_counts, be_flash_stats_t *stats,
                       uint8_t *otp, uint32_t otp_size)
 {
-    if (!f || !mem || !geo || !erase_counts || !stats || (otp_size && !otp)) {
+    if (f == NULL || mem == NULL || geo == NULL || erase_counts == NULL || stats == NULL ||
+        (otp_size != 0 && otp == NULL)) {
         return BE_ERR_ARG;
     }
-    if (geo->n_regions == 0 || geo->n_regions > 8 || !valid_align(geo->write_align) ||
-        geo->page_size == 0 || otp_size % geo->write_align) {
+    if (geo->n_regions == 0 || geo->n_regions > MAX_REGIONS || !valid_align(geo->write_align) ||
+        geo->page_size == 0 || otp_size % geo->write_align != 0) {
         return BE_ERR_GEOMETRY;
     }
     uint64_t total = 0;
     uint32_t sectors = 0;
     for (uint32_t i = 0; i < geo->n_regions; i++) {
         const be_region_t *r = &geo->region[i];
-        if (r->count == 0 || r->size == 0 || r->size % geo->write_align) {
+        if (r->count == 0 || r->size == 0 || r->size % geo->write_align != 0) {
             return BE_ERR_GEOMETRY;
         }
         total += (uint64_t)r->count * r->size;
@@ -57,7 +65,7 @@ int32_t be_flash_init(be_flash_t *f, uint8_t *mem, uint32_t size, const be_geome
 int32_t be_flash_sector(const be_flash_t *f, uint32_t addr, uint32_t *index, uint32_t *start,
                         uint32_t *size)
 {
-    if (!f) {
+    if (f == NULL) {
         return BE_ERR_ARG;
     }
     uint32_t base = 0, idx = 0;
@@ -66,13 +74,13 @@ int32_t be_flash_sector(const be_flash_t *f, uint32_t addr, uint32_t *index, uin
         uint64_t span = (uint64_t)r->count * r->size;
         if (addr < base + span) {
             uint32_t k = (addr - base) / r->size;
-            if (index) {
+            if (index != NULL) {
                 *index = idx + k;
             }
-            if (start) {
+            if (start != NULL) {
                 *start = base + k * r->size;
             }
-            if (size) {
+            if (size != NULL) {
                 *size = r->size;
             }
             return BE_OK;
@@ -105,7 +113,7 @@ static uint32_t fault_step(be_flash_t *f)
 {
     be_fault_t *ft = &f->fault;
     ft->ops++;
-    if (ft->cut_at && ft->ops == ft->cut_at) {
+    if (ft->cut_at != 0 && ft->ops == ft->cut_at) {
         ft->dead = 1;
         return ft->tear + 1;
     }
@@ -116,7 +124,7 @@ static uint32_t fault_step(be_flash_t *f)
 static void program(uint8_t *dst, const uint8_t *buf, uint32_t len, uint32_t tear, uint32_t seed)
 {
     if (tear == BE_TEAR_PREFIX + 1) {
-        len = len ? seed % len : 0;
+        len = len != 0 ? seed % len : 0;
     }
     if (tear == BE_TEAR_BITS + 1) {
         uint32_t s = seed | 1u;
@@ -139,16 +147,16 @@ static uint32_t pages_touched(const be_flash_t *f, uint32_t addr, uint32_t len)
 
 int32_t be_flash_read(be_flash_t *f, uint32_t addr, uint8_t *buf, uint32_t len)
 {
-    if (!f || (!buf && len)) {
+    if (f == NULL || (buf == NULL && len != 0)) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
+    if (f->fault.dead != 0) {
         return BE_ERR_POWER_CUT;
     }
     if (!in_range(addr, len, f->size)) {
         return BE_ERR_RANGE;
     }
-    if (len) {
+    if (len != 0) {
         memcpy(buf, f->mem + addr, len);
     }
     f->stats->reads++;
@@ -162,16 +170,16 @@ int32_t be_flash_read(be_flash_t *f, uint32_t addr, uint8_t *buf, uint32_t len)
 static int32_t program_area(be_flash_t *f, uint8_t *area, uint32_t area_size, uint32_t off,
                             const uint8_t *buf, uint32_t len, uint64_t *ops, uint64_t *bytes)
 {
-    if (!buf && len) {
+    if (buf == NULL && len != 0) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
+    if (f->fault.dead != 0) {
         return BE_ERR_POWER_CUT;
     }
     if (!in_range(off, len, area_size)) {
         return BE_ERR_RANGE;
     }
-    if (off % f->geo.write_align || len % f->geo.write_align) {
+    if (off % f->geo.write_align != 0 || len % f->geo.write_align != 0) {
         return BE_ERR_ALIGN;
     }
     if (len == 0) {
@@ -183,16 +191,16 @@ static int32_t program_area(be_flash_t *f, uint8_t *area, uint32_t area_size, ui
     }
     program(area + off, buf, len, tear, f->fault.seed);
     (*ops)++;
-    if (bytes) {
+    if (bytes != NULL) {
         *bytes += len;
     }
     f->stats->busy_us += (uint64_t)pages_touched(f, off, len) * f->geo.page_program_us;
-    return tear ? BE_ERR_POWER_CUT : BE_OK;
+    return tear != 0 ? BE_ERR_POWER_CUT : BE_OK;
 }
 
 int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_t len)
 {
-    if (!f) {
+    if (f == NULL) {
         return BE_ERR_ARG;
     }
     return program_area(f, f->mem, f->size, addr, buf, len, &f->stats->writes, &f->stats->bytes_written);
@@ -201,14 +209,14 @@ int32_t be_flash_write(be_flash_t *f, uint32_t addr, const uint8_t *buf, uint32_
 int32_t be_flash_erase(be_flash_t *f, uint32_t sector_addr)
 {
     uint32_t idx, start, size;
-    if (!f) {
+    if (f == NULL) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
+    if (f->fault.dead != 0) {
         return BE_ERR_POWER_CUT;
     }
     int32_t rc = be_flash_sector(f, sector_addr, &idx, &start, &size);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     if (start != sector_addr) {
@@ -241,15 +249,15 @@ int32_t be_flash_erase(be_flash_t *f, uint32_t sector_addr)
             break;
         }
     }
-    return tear ? BE_ERR_POWER_CUT : BE_OK;
+    return tear != 0 ? BE_ERR_POWER_CUT : BE_OK;
 }
 
 int32_t be_flash_is_erased(be_flash_t *f, uint32_t addr, uint32_t len)
 {
-    if (!f) {
+    if (f == NULL) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
+    if (f->fault.dead != 0) {
         return BE_ERR_POWER_CUT;
     }
     if (!in_range(addr, len, f->size)) {
@@ -268,16 +276,16 @@ int32_t be_flash_is_erased(be_flash_t *f, uint32_t addr, uint32_t len)
 
 int32_t be_flash_otp_read(be_flash_t *f, uint32_t off, uint8_t *buf, uint32_t len)
 {
-    if (!f || (!buf && len)) {
+    if (f == NULL || (buf == NULL && len != 0)) {
         return BE_ERR_ARG;
     }
-    if (f->fault.dead) {
+    if (f->fault.dead != 0) {
         return BE_ERR_POWER_CUT;
     }
     if (!in_range(off, len, f->otp_size)) {
         return BE_ERR_RANGE;
     }
-    if (len) {
+    if (len != 0) {
         memcpy(buf, f->otp + off, len);
     }
     return BE_OK;
@@ -286,7 +294,7 @@ int32_t be_flash_otp_read(be_flash_t *f, uint32_t off, uint8_t *buf, uint32_t le
 /* OTP programs like flash (AND) but has no erase: bits once cleared stay so. */
 int32_t be_flash_otp_write(be_flash_t *f, uint32_t off, const uint8_t *buf, uint32_t len)
 {
-    if (!f) {
+    if (f == NULL) {
         return BE_ERR_ARG;
     }
     return program_area(f, f->otp, f->otp_size, off, buf, len, &f->stats->otp_writes, NULL);
@@ -294,7 +302,7 @@ int32_t be_flash_otp_write(be_flash_t *f, uint32_t off, const uint8_t *buf, uint
 
 void be_flash_arm_cut(be_flash_t *f, uint32_t n, uint32_t tear, uint32_t seed)
 {
-    if (!f) {
+    if (f == NULL) {
         return;
     }
     f->fault.cut_at = n;
@@ -302,4 +310,22 @@ void be_flash_arm_cut(be_flash_t *f, uint32_t n, uint32_t tear, uint32_t seed)
     f->fault.seed = seed;
     f->fault.ops = 0;
     f->fault.dead = 0;
+}
+
+int32_t be_flash_get_stats(const be_flash_t *f, be_flash_stats_t *out)
+{
+    if (f == NULL || f->stats == NULL || out == NULL) {
+        return BE_ERR_ARG;
+    }
+    *out = *f->stats;
+    return BE_OK;
+}
+
+int32_t be_flash_fault_status(const be_flash_t *f, be_fault_t *out)
+{
+    if (f == NULL || out == NULL) {
+        return BE_ERR_ARG;
+    }
+    *out = f->fault;
+    return BE_OK;
 }

@@ -14,47 +14,52 @@
  */
 #include <string.h>
 
-#include "be_internal.h"
+#include "be_bytes_priv.h"
+#include "be_log_priv.h"
 
-enum { REC_MAGIC = 0x43524542u /* "BERC" */ };
+enum { REC_MAGIC = 0x43524542u /* "BERC" */, REC_CHECKED = 24, REC_CHECK = 8 };
+
+/* The format persists in device files: a change would orphan existing ones. */
+_Static_assert(BE_REC_SIZE == 32, "state record: 32 bytes on flash");
+_Static_assert(REC_CHECKED + REC_CHECK == BE_REC_SIZE, "state record: fields then check");
 
 static void encode(const be_record_t *r, uint8_t out[BE_REC_SIZE])
 {
     uint8_t digest[32];
-    be_put32(out + 0, REC_MAGIC);
-    be_put32(out + 4, r->seq);
+    be_put_le32(out + 0, REC_MAGIC);
+    be_put_le32(out + 4, r->seq);
     out[8] = (uint8_t)r->state;
     out[9] = (uint8_t)r->flags;
     out[10] = (uint8_t)r->bank;
     out[11] = (uint8_t)r->attempts;
-    be_put32(out + 12, r->size);
-    be_put32(out + 16, r->offset);
-    be_put32(out + 20, r->check);
-    be_sha256(out, 24, digest);
-    memcpy(out + 24, digest, 8);
+    be_put_le32(out + 12, r->size);
+    be_put_le32(out + 16, r->offset);
+    be_put_le32(out + 20, r->check);
+    be_sha256(out, REC_CHECKED, digest);
+    memcpy(out + REC_CHECKED, digest, REC_CHECK);
 }
 
 static int decode(const uint8_t in[BE_REC_SIZE], be_record_t *r)
 {
     uint8_t digest[32];
-    if (be_get32(in) != REC_MAGIC) {
+    if (be_get_le32(in) != REC_MAGIC) {
         return 0;
     }
-    be_sha256(in, 24, digest);
-    if (memcmp(digest, in + 24, 8) != 0) {
+    be_sha256(in, REC_CHECKED, digest);
+    if (memcmp(digest, in + REC_CHECKED, REC_CHECK) != 0) {
         return 0;
     }
     if (in[8] < BE_ST_CONFIRMED || in[8] > BE_ST_REVERTING || in[10] > 1) {
         return 0;
     }
-    r->seq = be_get32(in + 4);
+    r->seq = be_get_le32(in + 4);
     r->state = in[8];
     r->flags = in[9];
     r->bank = in[10];
     r->attempts = in[11];
-    r->size = be_get32(in + 12);
-    r->offset = be_get32(in + 16);
-    r->check = be_get32(in + 20);
+    r->size = be_get_le32(in + 12);
+    r->offset = be_get_le32(in + 16);
+    r->check = be_get_le32(in + 20);
     return 1;
 }
 
@@ -68,11 +73,9 @@ static int blank(const uint8_t *p, uint32_t n)
     return 1;
 }
 
-static uint32_t sector_size(const be_device_t *d, uint32_t s)
+static int32_t sector_size(const be_device_t *d, uint32_t s, uint32_t *size)
 {
-    uint32_t size = 0;
-    be_flash_sector(d->flash, d->layout.log_addr[s], NULL, NULL, &size);
-    return size;
+    return be_flash_sector(d->flash, d->layout.log_addr[s], NULL, NULL, size);
 }
 
 int32_t be_log_load(be_device_t *d)
@@ -84,26 +87,35 @@ int32_t be_log_load(be_device_t *d)
     d->rec.state = BE_ST_NONE;
     d->log_sector = 0;
     for (uint32_t s = 0; s < 2; s++) {
-        uint32_t size = sector_size(d, s);
+        uint32_t size;
+        int32_t rc = sector_size(d, s, &size);
+        if (rc != BE_OK) {
+            return rc;
+        }
         for (uint32_t off = 0; off + BE_REC_SIZE <= size; off += BE_REC_SIZE) {
             be_record_t r;
-            int32_t rc = be_flash_read(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
-            if (rc) {
+            rc = be_flash_read(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+            if (rc != BE_OK) {
                 return rc;
             }
             if (blank(raw, sizeof raw)) {
                 continue;
             }
             next[s] = off + BE_REC_SIZE;
-            if (decode(raw, &r) && (!found || r.seq > d->rec.seq)) {
+            if (decode(raw, &r) && (found == 0 || r.seq > d->rec.seq)) {
                 d->rec = r;
                 d->log_sector = s;
                 found = 1;
             }
         }
     }
+    uint32_t size;
+    int32_t rc = sector_size(d, d->log_sector, &size);
+    if (rc != BE_OK) {
+        return rc;
+    }
     d->log_next = next[d->log_sector];
-    d->log_full = d->log_next + BE_REC_SIZE > sector_size(d, d->log_sector);
+    d->log_full = d->log_next + BE_REC_SIZE > size;
     return BE_OK;
 }
 
@@ -113,22 +125,46 @@ int32_t be_log_append(be_device_t *d, const be_record_t *r)
     be_record_t rec = *r;
     rec.seq = d->rec.seq + 1;
     encode(&rec, raw);
-    uint32_t s = d->log_sector, off = d->log_next;
-    if (d->log_full) {
+    uint32_t s = d->log_sector, off = d->log_next, size;
+    if (d->log_full != 0) {
         s ^= 1u;
         off = 0;
-        int32_t rc = be_flash_erase(d->flash, d->layout.log_addr[s]);
-        if (rc) {
+    }
+    /* before any flash work: a failure here must leave nothing half done */
+    int32_t rc = sector_size(d, s, &size);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if (d->log_full != 0) {
+        rc = be_flash_erase(d->flash, d->layout.log_addr[s]);
+        if (rc != BE_OK) {
             return rc;
         }
     }
-    int32_t rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
-    if (rc) {
+    rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+    if (rc != BE_OK) {
         return rc;
     }
     d->rec = rec;
     d->log_sector = s;
     d->log_next = off + BE_REC_SIZE;
-    d->log_full = d->log_next + BE_REC_SIZE > sector_size(d, s);
+    d->log_full = d->log_next + BE_REC_SIZE > size;
     return BE_OK;
+}
+
+int32_t be_log_set_state(be_device_t *d, uint32_t state, uint32_t bank)
+{
+    be_record_t r;
+    memset(&r, 0, sizeof r);
+    r.state = state;
+    r.bank = bank;
+    return be_log_append(d, &r);
+}
+
+int32_t be_log_carry(be_device_t *d, uint32_t state, uint32_t attempts)
+{
+    be_record_t r = d->rec;
+    r.state = state;
+    r.attempts = attempts;
+    return be_log_append(d, &r);
 }

@@ -13,7 +13,8 @@
  */
 #include <string.h>
 
-#include "be_internal.h"
+#include "be_bytes_priv.h"
+#include "be_priv.h"
 
 enum {
     OTP_COUNTER_OFF = 0,
@@ -25,22 +26,28 @@ enum {
     OTP_NEEDED = OTP_KEYS_OFF + OTP_KEY_SLOT * OTP_KEY_SLOTS
 };
 
+/* Every provisioned key fits be_trust_t (4 keys of up to 128 bytes). */
+_Static_assert(OTP_KEY_SLOTS == BE_ARRAY_LEN(be_trust_t, key), "one trust key per OTP slot");
+_Static_assert(OTP_KEY_MAX <= sizeof(((be_trust_t *)0)->key[0]), "an OTP key fits be_trust_t.key[.]");
+/* bridge_emu/core/flash.py gives every device OTP_SIZE = 1024 bytes of OTP. */
+_Static_assert(OTP_NEEDED <= 1024, "the OTP layout fits the device file's OTP area");
+
 int32_t be_otp_counter(be_flash_t *f, uint32_t *value)
 {
     uint8_t bits[OTP_COUNTER_BYTES];
-    if (!f || !value) {
+    if (f == NULL || value == NULL) {
         return BE_ERR_ARG;
     }
     if (f->otp_size < OTP_NEEDED) {
         return BE_ERR_GEOMETRY;
     }
     int32_t rc = be_flash_otp_read(f, OTP_COUNTER_OFF, bits, sizeof bits);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     uint32_t v = 0;
     for (uint32_t i = 0; i < sizeof bits * 8; i++) {
-        if (bits[i / 8] & (1u << (i % 8))) {
+        if ((bits[i / 8] & (1u << (i % 8))) != 0) {
             break;
         }
         v++;
@@ -53,7 +60,7 @@ int32_t be_otp_raise(be_flash_t *f, uint32_t value)
 {
     uint32_t cur;
     int32_t rc = be_otp_counter(f, &cur);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     if (value <= cur) {
@@ -91,10 +98,10 @@ static int slot_key(const uint8_t *slot, uint32_t *len)
             break;
         }
     }
-    if (blank) {
+    if (blank != 0) {
         return 0;
     }
-    uint32_t n = be_get16(slot);
+    uint32_t n = be_get_le16(slot);
     uint8_t check[4];
     if (n == 0 || n > OTP_KEY_MAX) {
         return -1;
@@ -110,7 +117,7 @@ static int slot_key(const uint8_t *slot, uint32_t *len)
 int32_t be_otp_add_key(be_flash_t *f, const uint8_t *der, uint32_t der_len)
 {
     uint8_t slot[OTP_KEY_SLOT];
-    if (!f || !der || der_len == 0) {
+    if (f == NULL || der == NULL || der_len == 0) {
         return BE_ERR_ARG;
     }
     if (der_len > OTP_KEY_MAX) {
@@ -122,14 +129,14 @@ int32_t be_otp_add_key(be_flash_t *f, const uint8_t *der, uint32_t der_len)
     for (uint32_t i = 0; i < OTP_KEY_SLOTS; i++) {
         uint32_t off = OTP_KEYS_OFF + i * OTP_KEY_SLOT, len;
         int32_t rc = be_flash_otp_read(f, off, slot, sizeof slot);
-        if (rc) {
+        if (rc != BE_OK) {
             return rc;
         }
         if (slot_key(slot, &len) != 0) {
             continue;
         }
         memset(slot, 0xFF, sizeof slot);
-        be_put16(slot, (uint16_t)der_len);
+        be_put_le16(slot, (uint16_t)der_len);
         memcpy(slot + 2, der, der_len);
         key_check(slot, der_len, slot + OTP_KEY_SLOT - 4);
         return be_flash_otp_write(f, off, slot, sizeof slot);
@@ -140,18 +147,18 @@ int32_t be_otp_add_key(be_flash_t *f, const uint8_t *der, uint32_t der_len)
 int32_t be_otp_load_trust(be_flash_t *f, be_trust_t *trust)
 {
     uint8_t slot[OTP_KEY_SLOT];
-    if (!f || !trust) {
+    if (f == NULL || trust == NULL) {
         return BE_ERR_ARG;
     }
     int32_t rc = be_otp_counter(f, &trust->min_security_counter);
-    if (rc) {
+    if (rc != BE_OK) {
         return rc;
     }
     trust->n_keys = 0;
     for (uint32_t i = 0; i < OTP_KEY_SLOTS; i++) {
         uint32_t len;
         rc = be_flash_otp_read(f, OTP_KEYS_OFF + i * OTP_KEY_SLOT, slot, sizeof slot);
-        if (rc) {
+        if (rc != BE_OK) {
             return rc;
         }
         if (slot_key(slot, &len) != 1) {

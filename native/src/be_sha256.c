@@ -11,7 +11,8 @@
  */
 #include <string.h>
 
-#include "be.h"
+#include "be_bytes_priv.h"
+#include "be_priv.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BE_SHA_HAVE_X86 1
@@ -34,6 +35,10 @@ static _Alignas(16) const uint32_t be_sha256_k[64] = {
     0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u, 0xc67178f2u,
 };
 
+/* be_sha256_t is sized for these in be.h. */
+_Static_assert(BE_ARRAY_LEN(be_sha256_t, h) == 8, "be_sha256_t.h[8]: the eight working words");
+_Static_assert(sizeof(((be_sha256_t *)0)->buf) == 64, "be_sha256_t.buf[64]: one block");
+
 /* FIPS 180-4 section 5.3.3: initial hash value. */
 static const uint32_t be_sha256_h0[8] = {
     0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
@@ -45,19 +50,6 @@ static const uint32_t be_sha256_h0[8] = {
 static inline uint32_t rotr32(uint32_t x, unsigned n)
 {
     return (x >> n) | (x << (32u - n));
-}
-
-static inline uint32_t load_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
-
-static inline void store_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 /* Functions of section 4.1.2. */
@@ -72,13 +64,13 @@ static inline void store_be32(uint8_t *p, uint32_t v)
  * kept as a 16-word ring: W[t] lives in w[t mod 16]. */
 static void sha256_blocks_portable(uint32_t h[8], const uint8_t *p, size_t n)
 {
-    while (n--) {
+    while (n-- > 0) {
         uint32_t w[16];
         uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
         uint32_t e = h[4], f = h[5], g = h[6], hh = h[7];
 
         for (unsigned t = 0; t < 16; t++) {
-            w[t] = load_be32(p + 4u * t);
+            w[t] = be_get_be32(p + 4u * t);
         }
         for (unsigned t = 0; t < 64; t++) {
             uint32_t wt;
@@ -144,7 +136,7 @@ static void sha256_blocks_shani(uint32_t h[8], const uint8_t *p, size_t n)
     __m128i abef = _mm_alignr_epi8(badc, hgfe, 8); /* low to high: F E B A */
     __m128i cdgh = _mm_blend_epi16(hgfe, badc, 0xF0); /* low to high: H G D C */
 
-    while (n--) {
+    while (n-- > 0) {
         const __m128i save_abef = abef;
         const __m128i save_cdgh = cdgh;
         __m128i m0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 0)), bswap);
@@ -192,14 +184,14 @@ static int cpu_has_shani(void)
 {
     unsigned int a = 0, b = 0, c = 0, d = 0;
 
-    if (!__get_cpuid(1, &a, &b, &c, &d)) {
+    if (__get_cpuid(1, &a, &b, &c, &d) == 0) {
         return 0;
     }
-    if (!(c & (1u << 19)) || !(c & (1u << 9))) {
+    if ((c & (1u << 19)) == 0 || (c & (1u << 9)) == 0) {
         return 0;
     }
     /* __get_cpuid_count checks the maximum leaf first. */
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) {
         return 0;
     }
     return (b & (1u << 29)) != 0;
@@ -310,12 +302,12 @@ void be_sha256_final(be_sha256_t *ctx, uint8_t out[32])
         n = 0;
     }
     memset(ctx->buf + n, 0, 56u - n);
-    store_be32(ctx->buf + 56, (uint32_t)(bits >> 32));
-    store_be32(ctx->buf + 60, (uint32_t)bits);
+    be_put_be32(ctx->buf + 56, (uint32_t)(bits >> 32));
+    be_put_be32(ctx->buf + 60, (uint32_t)bits);
     sha256_blocks(ctx, ctx->h, ctx->buf, 1);
 
     for (unsigned i = 0; i < 8; i++) {
-        store_be32(out + 4u * i, ctx->h[i]);
+        be_put_be32(out + 4u * i, ctx->h[i]);
     }
     /* Leave no message bytes behind in the context. */
     memset(ctx->buf, 0, sizeof ctx->buf);
@@ -326,7 +318,7 @@ void be_sha256(const uint8_t *data, size_t len, uint8_t out[32])
 {
     be_sha256_t ctx;
 
-    be_sha256_init(&ctx, BE_SHA_AUTO);
+    (void)be_sha256_init(&ctx, BE_SHA_AUTO); /* returns the implementation, not an error */
     be_sha256_update(&ctx, data, len);
     be_sha256_final(&ctx, out);
 }

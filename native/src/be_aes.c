@@ -15,10 +15,17 @@
  */
 #include <string.h>
 
-#include "be.h"
+#include "be_bytes_priv.h"
+#include "be_priv.h"
 
 #define AES_BLOCK 16u
 #define AES_ROUNDS 10u
+
+/* be.h sizes the contexts with literals. */
+_Static_assert(sizeof(((be_aes128_t *)0)->rk) == AES_BLOCK * (AES_ROUNDS + 1u),
+               "be_aes128_t.rk[176]: 11 round keys");
+_Static_assert(sizeof(((be_mmo_t *)0)->h) == AES_BLOCK, "be_mmo_t.h[16]: one block");
+_Static_assert(sizeof(((be_mmo_t *)0)->buf) == AES_BLOCK, "be_mmo_t.buf[16]: one block");
 
 /* FIPS-197 figure 7: the S-box (multiplicative inverse in GF(2^8) followed by
  * the affine transform). */
@@ -49,7 +56,7 @@ static const uint8_t be_aes_rcon[AES_ROUNDS] = {
 /* Multiplication by x (i.e. {02}) modulo x^8 + x^4 + x^3 + x + 1 (FIPS-197 4.2.1). */
 static inline uint8_t xtime(uint8_t b)
 {
-    return (uint8_t)((b << 1) ^ ((b & 0x80u) ? 0x1bu : 0x00u));
+    return (uint8_t)((b << 1) ^ ((b & 0x80u) != 0 ? 0x1bu : 0x00u));
 }
 
 /* FIPS-197 5.2 KeyExpansion with Nk = 4, Nr = 10: 44 words, kept as bytes. */
@@ -197,15 +204,11 @@ int32_t be_mmo_final(be_mmo_t *ctx, uint8_t out[16])
     if (bits < ((uint64_t)1 << 16)) {
         /* zeros to 14 mod 16, then l as u16: one block if n + 1 <= 14 */
         end = (n + 1u <= 14u) ? AES_BLOCK : 2u * AES_BLOCK;
-        pad[end - 2u] = (uint8_t)(bits >> 8);
-        pad[end - 1u] = (uint8_t)bits;
+        be_put_be16(pad + end - 2u, (uint16_t)bits);
     } else {
         /* zeros to 10 mod 16, then l as u32 and two zero bytes */
         end = (n + 1u <= 10u) ? AES_BLOCK : 2u * AES_BLOCK;
-        pad[end - 6u] = (uint8_t)(bits >> 24);
-        pad[end - 5u] = (uint8_t)(bits >> 16);
-        pad[end - 4u] = (uint8_t)(bits >> 8);
-        pad[end - 3u] = (uint8_t)bits;
+        be_put_be32(pad + end - 6u, (uint32_t)bits);
     }
     for (uint32_t off = 0; off < end; off += AES_BLOCK) {
         mmo_block(ctx->h, pad + off);

@@ -1,0 +1,214 @@
+/*
+ * Downloads: a blob (an image, or a file that carries one at image_offset)
+ * written into the mode's download slot, so that its image lands where the
+ * slot's bootable image starts. DOWNLOADING while it is written, PENDING once
+ * its image validated and the next boot is asked to install it.
+ */
+#include <string.h>
+
+#include "be_log_priv.h"
+#include "be_mode_priv.h"
+#include "be_range_priv.h"
+#include "be_slot_priv.h"
+
+enum {
+    WRITE_CHUNK = 256,  /* data bytes per program call at most */
+    MAX_ALIGN = 16,     /* the largest write alignment be_flash_init accepts */
+    /* a chunk padded out to the alignment on both sides */
+    PADDED_CHUNK = WRITE_CHUNK + 2 * MAX_ALIGN
+};
+
+static int downloading(const be_device_t *d)
+{
+    return d->rec.state == BE_ST_DOWNLOADING || d->rec.state == BE_ST_PENDING;
+}
+
+static uint32_t download_slot(const be_device_t *d)
+{
+    return be_mode_of(d)->download_slot(d);
+}
+
+int32_t be_dl_addr(const be_device_t *d, uint32_t *addr)
+{
+    if (d == NULL || addr == NULL) {
+        return BE_ERR_ARG;
+    }
+    if (!downloading(d)) {
+        return BE_ERR_STATE;
+    }
+    *addr = be_slot_image_addr(d, download_slot(d)) - d->rec.offset;
+    return BE_OK;
+}
+
+int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset)
+{
+    if (d == NULL || blob_size == 0) {
+        return BE_ERR_ARG;
+    }
+    uint32_t st = d->rec.state;
+    if (st != BE_ST_NONE && st != BE_ST_CONFIRMED && !downloading(d)) {
+        return BE_ERR_STATE;
+    }
+    uint32_t slot = download_slot(d);
+    if (image_offset > d->image_off[slot] ||
+        (uint64_t)blob_size - image_offset > (uint64_t)d->layout.slot_size[slot] - d->image_off[slot]) {
+        return BE_ERR_RANGE;
+    }
+    int32_t rc;
+    if (downloading(d)) {
+        /* no record may describe the slot while it is being erased */
+        rc = be_log_set_state(d, BE_ST_CONFIRMED, d->rec.bank);
+        if (rc != BE_OK) {
+            return rc;
+        }
+    }
+    uint32_t start = be_slot_image_addr(d, slot) - image_offset;
+    rc = be_range_erase(d->flash, start, blob_size);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    be_record_t r;
+    memset(&r, 0, sizeof r);
+    r.state = BE_ST_DOWNLOADING;
+    r.bank = d->rec.bank;
+    r.size = blob_size;
+    r.offset = image_offset;
+    return be_log_append(d, &r);
+}
+
+int32_t be_dl_write(be_device_t *d, uint32_t offset, const uint8_t *data, uint32_t len)
+{
+    uint8_t want[PADDED_CHUNK], have[PADDED_CHUNK];
+    if (d == NULL || (data == NULL && len != 0)) {
+        return BE_ERR_ARG;
+    }
+    if (d->rec.state != BE_ST_DOWNLOADING) {
+        return BE_ERR_STATE;
+    }
+    if ((uint64_t)offset + len > d->rec.size) {
+        return BE_ERR_RANGE;
+    }
+    uint32_t addr;
+    int32_t rc = be_dl_addr(d, &addr);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    addr += offset;
+    const uint32_t align = d->flash->geo.write_align, page = d->flash->geo.page_size;
+    while (len > 0) {
+        /* one program call never crosses a page, as on real NOR; the edges are
+         * padded to the write alignment with 0xFF, which programs nothing */
+        uint32_t page_left = page - addr % page;
+        uint32_t n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+        n = n < page_left ? n : page_left;
+        uint32_t a0 = addr - addr % align;
+        uint32_t a1 = (addr + n + align - 1) / align * align;
+        uint32_t lead = addr - a0, span = a1 - a0;
+        rc = be_flash_read(d->flash, a0, have, span);
+        if (rc != BE_OK) {
+            return rc;
+        }
+        memset(want, 0xFF, span);
+        memcpy(want + lead, data, n);
+        int changes = 0;
+        for (uint32_t i = 0; i < span; i++) {
+            uint8_t after = have[i] & want[i];
+            if (i >= lead && i < lead + n && after != want[i]) {
+                return BE_ERR_MISMATCH; /* a bit is already 0 where the data has a 1 */
+            }
+            changes |= after != have[i];
+        }
+        if (changes != 0) {
+            rc = be_flash_write(d->flash, a0, want, span);
+            if (rc != BE_OK) {
+                return rc;
+            }
+        }
+        addr += n;
+        data += n;
+        len -= n;
+    }
+    return BE_OK;
+}
+
+int32_t be_dl_read(be_device_t *d, uint32_t offset, uint8_t *data, uint32_t len)
+{
+    uint32_t addr;
+    if (d == NULL || (data == NULL && len != 0)) {
+        return BE_ERR_ARG;
+    }
+    int32_t rc = be_dl_addr(d, &addr);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if ((uint64_t)offset + len > d->rec.size) {
+        return BE_ERR_RANGE;
+    }
+    return be_flash_read(d->flash, addr + offset, data, len);
+}
+
+/* Writes arrive in order and never cross a page, so a torn write lies in the
+ * page of the last programmed byte, and everything before that page is
+ * complete: continue from that page's start (rewriting the same bytes
+ * completes a torn write, since it only ever cleared some of their 0 bits). */
+int32_t be_dl_resume_offset(be_device_t *d, uint32_t *offset)
+{
+    uint32_t start, used;
+    if (d == NULL || offset == NULL) {
+        return BE_ERR_ARG;
+    }
+    int32_t rc = be_dl_addr(d, &start);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if (d->rec.state == BE_ST_PENDING) {
+        *offset = d->rec.size;
+        return BE_OK;
+    }
+    rc = be_range_used(d->flash, start, d->rec.size, &used);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if (used == 0) {
+        *offset = 0;
+        return BE_OK;
+    }
+    uint32_t last = start + used - 1;
+    uint32_t page_start = last - last % d->flash->geo.page_size;
+    *offset = page_start > start ? page_start - start : 0;
+    return BE_OK;
+}
+
+int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info)
+{
+    be_image_info_t local;
+    be_image_info_t *cand = info != NULL ? info : &local;
+    if (d == NULL) {
+        return BE_ERR_ARG;
+    }
+    if (!downloading(d)) {
+        return BE_ERR_STATE;
+    }
+    int32_t rc = be_slot_check(d, download_slot(d), cand);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if (d->running != 0 && be_slot_is_downgrade(d, cand, &d->run_info)) {
+        return BE_ERR_IMG_DOWNGRADE;
+    }
+    be_record_t r = d->rec;
+    r.state = BE_ST_PENDING;
+    r.flags = permanent != 0 ? BE_F_PERMANENT : 0;
+    return be_log_append(d, &r);
+}
+
+int32_t be_dl_discard(be_device_t *d)
+{
+    if (d == NULL) {
+        return BE_ERR_ARG;
+    }
+    if (!downloading(d)) {
+        return BE_OK;
+    }
+    return be_log_set_state(d, BE_ST_CONFIRMED, d->rec.bank);
+}
