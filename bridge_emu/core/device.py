@@ -1,6 +1,6 @@
 """An emulated device's boot core: slots, downloads, boot, confirm, fuses.
 
-A thin layer over the C core (native/be_boot.c): every method is one core
+A thin layer over the C core (native/src/be_boot.c, be_download.c): every method is one core
 call, and every failure raises one of bridge_emu.errors' types with a message
 naming what failed and where.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bridge_emu.core.host_crypto import HostCrypto, default_crypto
+from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.core.errors import check, error_for, error_name
 from bridge_emu.core.flash import DeviceConfig, Flash, Geometry, Layout
+from bridge_emu.core.host_crypto import HostCrypto, default_crypto
 from bridge_emu.keys import PublicKeyLike, public_key_der
-from bridge_emu.core._ffi import ffi, lib
 
 STATES = {
     lib.BE_ST_NONE: "none", lib.BE_ST_CONFIRMED: "confirmed", lib.BE_ST_DOWNLOADING: "downloading",
@@ -37,7 +37,7 @@ class ImageInfo:
     sha256: bytes
 
     @classmethod
-    def from_c(cls, i) -> "ImageInfo":
+    def from_c(cls, i) -> ImageInfo:
         return cls(f"{i.ver_major}.{i.ver_minor}.{i.ver_revision}+{i.ver_build}",
                    int(i.security_counter), int(i.total_size), int(i.hdr_size), int(i.img_size),
                    bytes(ffi.buffer(i.hash, 32)))
@@ -78,7 +78,7 @@ class Device:
     @classmethod
     def create(cls, path: str | os.PathLike | None, geometry: Geometry, layout: Layout,
                keys: list[PublicKeyLike] = (), notes: dict | None = None,
-               crypto: HostCrypto | None = None) -> "Device":
+               crypto: HostCrypto | None = None) -> Device:
         """A factory-fresh device (erased flash) with `keys` provisioned in OTP.
         path None keeps the flash in memory."""
         config = DeviceConfig(geometry, layout, notes or {})
@@ -89,7 +89,7 @@ class Device:
         return cls(flash, crypto)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, crypto: HostCrypto | None = None) -> "Device":
+    def open(cls, path: str | os.PathLike, crypto: HostCrypto | None = None) -> Device:
         return cls(Flash.open(path), crypto)
 
     def reopen(self) -> None:

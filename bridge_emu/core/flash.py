@@ -23,9 +23,9 @@ import pathlib
 import struct
 from dataclasses import dataclass, field
 
+from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.core.errors import check
 from bridge_emu.errors import BridgeEmuError
-from bridge_emu.core._ffi import ffi, lib
 
 MAGIC = b"BEMUDEV1"
 PAGE = 4096
@@ -69,7 +69,7 @@ class Geometry:
     page_program_us: int = 700
 
     @classmethod
-    def uniform(cls, sector_size: int, count: int, *, erase_us: int | None = None, **kw) -> "Geometry":
+    def uniform(cls, sector_size: int, count: int, *, erase_us: int | None = None, **kw) -> Geometry:
         if erase_us is None:
             erase_us = 45_000 * max(1, sector_size // 4096)
         return cls((Region(count, sector_size, erase_us),), **kw)
@@ -107,7 +107,7 @@ class Geometry:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "Geometry":
+    def from_json(cls, d: dict) -> Geometry:
         d = dict(d)
         d["regions"] = tuple(Region(**r) for r in d["regions"])
         return cls(**d)
@@ -125,7 +125,7 @@ class Layout:
     allow_downgrade: bool = False
 
     @classmethod
-    def simple(cls, geometry: Geometry, mode: str, **kw) -> "Layout":
+    def simple(cls, geometry: Geometry, mode: str, **kw) -> Layout:
         """Log in sectors 0-1; copy-swap: plan area in the next sector(s), as
         many as a plan for a full slot needs; the rest split between the slots
         (copy-swap: the secondary gets one more sector)."""
@@ -169,7 +169,7 @@ class Layout:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "Layout":
+    def from_json(cls, d: dict) -> Layout:
         d = dict(d)
         d["log"] = tuple(d["log"])
         d["slots"] = tuple(tuple(s) for s in d["slots"])
@@ -187,7 +187,7 @@ class DeviceConfig:
         return {"geometry": self.geometry.to_json(), "layout": self.layout.to_json(), "notes": self.notes}
 
     @classmethod
-    def from_json(cls, d: dict) -> "DeviceConfig":
+    def from_json(cls, d: dict) -> DeviceConfig:
         return cls(Geometry.from_json(d["geometry"]), Layout.from_json(d["layout"]), d.get("notes", {}))
 
 
@@ -233,11 +233,11 @@ class Flash:
         return buf
 
     @classmethod
-    def in_memory(cls, config: DeviceConfig) -> "Flash":
+    def in_memory(cls, config: DeviceConfig) -> Flash:
         return cls(cls._image(config), config)
 
     @classmethod
-    def create(cls, path: str | os.PathLike, config: DeviceConfig) -> "Flash":
+    def create(cls, path: str | os.PathLike, config: DeviceConfig) -> Flash:
         path = pathlib.Path(path)
         if path.exists():
             raise DeviceFileError(f"{path}: already exists; refusing to overwrite a device")
@@ -248,7 +248,7 @@ class Flash:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Flash":
+    def open(cls, path: str | os.PathLike) -> Flash:
         path = pathlib.Path(path)
         try:
             f = open(path, "r+b")

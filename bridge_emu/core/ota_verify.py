@@ -1,5 +1,5 @@
 """What a bridge checks when a ZigBee OTA download completes: a thin wrapper
-over be_ota_verify (native/be_ota.c), which reads the file from the emulated
+over be_ota_verify (native/src/be_ota.c), which reads the file from the emulated
 flash and does every check in C.
 
     result = verify_ota_in_flash(flash, addr, length, manufacturer=0x121D,

@@ -1,4 +1,4 @@
-"""AES-128 and the ZigBee AES-MMO hash in C (native/be_aes.c).
+"""AES-128 and the ZigBee AES-MMO hash in C (native/src/be_aes.c).
 
 AES-128 against cryptography's AES-ECB; AES-MMO against a plain Python
 reference built on that AES, one-shot and streamed in random chunks, over

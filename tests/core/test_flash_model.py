@@ -1,4 +1,4 @@
-"""The NOR flash model and the OTP fuses (native/be_flash.c, native/be_otp.c).
+"""The NOR flash model and the OTP fuses (native/src/be_flash.c, native/src/be_otp.c).
 
 Through bridge_emu.core.flash.Flash (Flash.in_memory) and raw core calls: erased
 state, program-is-AND, sector erase on mixed geometries, write alignment and

@@ -1,4 +1,4 @@
-"""be_image_validate (native/be_image.c) on images in the emulated flash.
+"""be_image_validate (native/src/be_image.c) on images in the emulated flash.
 
 Images signed by the real `imgtool sign` validate; the project's own images
 validate; every defect maps to its own be_err_t; any single-byte change is

@@ -1,4 +1,4 @@
-"""be_ota_verify (native/be_ota.c): a downloaded ZigBee OTA file checked in C
+"""be_ota_verify (native/src/be_ota.c): a downloaded ZigBee OTA file checked in C
 from the emulated flash, as a bridge does before "Firmware Verification
 Successful" (alert 0x8F72).
 

@@ -1,4 +1,4 @@
-"""The C core's SHA-256 (native/be_sha256.c): FIPS 180-4 vectors, both
+"""The C core's SHA-256 (native/src/be_sha256.c): FIPS 180-4 vectors, both
 implementations against hashlib on random inputs and random update splits,
 and the run-time choice of implementation."""
 import hashlib
