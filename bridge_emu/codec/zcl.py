@@ -1240,6 +1240,26 @@ def _fast_encode_block_response(cmd: ImageBlockResponse, fc: int, tsn: int) -> b
                       cmd.image_type, cmd.file_version, cmd.file_offset, len(data)) + data
 
 
+_BLOCK_RESPONSE_FC = (FrameType.CLUSTER | FC_DIRECTION, FrameType.CLUSTER | FC_DIRECTION | FC_DISABLE_DEFAULT_RESPONSE)
+
+
+def encode_image_block_response(tsn: int, manufacturer: int, image_type: int, file_version: int,
+                                file_offset: int, data: bytes, *, disable_default_response: bool = True) -> bytes:
+    """Byte for byte encode(Frame.of(ImageBlockResponse(manufacturer, image_type,
+    file_version, file_offset, data), tsn, disable_default_response=...)), without
+    building the objects: what a server sends for every block. Raises the same
+    ZclError as encode for values that do not fit."""
+    if data.__class__ is bytes and len(data) < OCTET_STRING_INVALID:
+        try:
+            return _brs_frame(_BLOCK_RESPONSE_FC[disable_default_response is True], tsn,
+                              OtaCommand.IMAGE_BLOCK_RESPONSE, _SUCCESS, manufacturer, image_type, file_version,
+                              file_offset, len(data)) + data
+        except struct.error:
+            pass    # out of range: the reference path names the field
+    return encode(Frame.of(ImageBlockResponse(manufacturer, image_type, file_version, file_offset, data), tsn,
+                           disable_default_response=disable_default_response))
+
+
 def _fast_encode_block_wait(cmd: ImageBlockWait, fc: int, tsn: int) -> bytes:
     return _brw_frame(fc, tsn, OtaCommand.IMAGE_BLOCK_RESPONSE, Status.WAIT_FOR_DATA,
                       cmd.current_time, cmd.request_time, cmd.minimum_block_period)

@@ -371,6 +371,26 @@ def test_fast_encode_errors_match_reference(big, small, addr, period, data):
         assert encode(frame) == want
 
 
+@FAST
+@given(st.integers(-3, 300), st.integers(-3, 2**17), st.integers(-3, 2**17), st.integers(-3, 2**33),
+       st.integers(-3, 2**33), st.one_of(st.binary(max_size=300), st.builds(bytearray, st.binary(max_size=8))),
+       st.booleans())
+def test_block_response_encoder_is_encode_byte_for_byte_and_error_for_error(tsn, manufacturer, image_type,
+                                                                            version, offset, data, no_default):
+    frame = Frame.of(ImageBlockResponse(manufacturer, image_type, version, offset, data), tsn,
+                     disable_default_response=no_default)
+    try:
+        want = zcl._encode_reference(frame)
+    except ZclError as e:
+        with pytest.raises(ZclError) as got:
+            zcl.encode_image_block_response(tsn, manufacturer, image_type, version, offset, data,
+                                            disable_default_response=no_default)
+        assert str(got.value) == str(e)
+        return
+    assert zcl.encode_image_block_response(tsn, manufacturer, image_type, version, offset, data,
+                                           disable_default_response=no_default) == want
+
+
 # ------------------------------------------------------------ the lenient case
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,16 +16,54 @@ from zigpy.zcl.clusters.general import Ota
 
 from bridge_emu.codec.ota_file import GenericBody, OtaHeader, SubElement
 from bridge_emu.codec.zcl import (
-    OTA_CLUSTER_ID, UPGRADE_TIME_WAIT, AttributeId, DefaultResponse, Direction, Frame, FrameType,
-    ImageBlockAbort, ImageBlockRequest, ImageBlockResponse, ImageBlockWait, ImageNotify,
-    ImagePageRequest, OtaCommand, QueryDeviceSpecificFileRequest, QueryDeviceSpecificFileResponse,
-    QueryNextImageRequest, QueryNextImageResponse, ReadAttributeRecord, ReadAttributes,
-    ReadAttributesResponse, Status, UpgradeEndRequest, UpgradeEndResponse, decode, encode)
+    OTA_CLUSTER_ID,
+    UPGRADE_TIME_WAIT,
+    AttributeId,
+    DefaultResponse,
+    Direction,
+    Frame,
+    FrameType,
+    ImageBlockAbort,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    ImageBlockWait,
+    ImageNotify,
+    ImagePageRequest,
+    OtaCommand,
+    QueryDeviceSpecificFileRequest,
+    QueryDeviceSpecificFileResponse,
+    QueryNextImageRequest,
+    QueryNextImageResponse,
+    ReadAttributeRecord,
+    ReadAttributes,
+    ReadAttributesResponse,
+    Status,
+    UpgradeEndRequest,
+    UpgradeEndResponse,
+    decode,
+    encode,
+)
 from bridge_emu.net import Driver, LinkSpec, SimNetwork
-from bridge_emu.ota.server import (BROADCAST_ALL, DEFAULT_UTC_AT_ZERO, PRESETS, ImageStore,
-                                   OtaImage, OtaServer, Policy, zigbee_utc)
-
+from bridge_emu.ota.server import (
+    BROADCAST_ALL,
+    DEFAULT_UTC_AT_ZERO,
+    PRESETS,
+    BlockErrorForm,
+    ClientPhase,
+    DelayMode,
+    EndFailure,
+    ImageStore,
+    OtaImage,
+    OtaServer,
+    PageRefusal,
+    Policy,
+    Trigger,
+    UpgradeTime,
+    VersionRule,
+    zigbee_utc,
+)
 from support.paths import IMAGES
+
 C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
 CH, B1, B2, B3, B4 = 0x0000, 0x1001, 0x1002, 0x1003, 0x1004
 MANUF = 0xBEE0
@@ -107,7 +145,7 @@ def test_store_loads_the_project_images(store):
         raw = Path(image.name).read_bytes()
         assert image.data == raw and image.size == len(raw) == image.header.total_image_size
         assert store.get(*image.key) is image
-    assert store.find(b1(V110).name) is store.find(("B1/" + b1(V110).name)) \
+    assert store.find(b1(V110).name) is store.find("B1/" + b1(V110).name) \
         is store.get(MANUF, B1_TYPE, V110)
     with pytest.raises(KeyError):
         store.find((MANUF, B1_TYPE, 0x02000000))
@@ -218,7 +256,8 @@ def test_block_cap_and_max_data_size(store, preset, cap):
 
 
 def test_block_bytes_equal_the_codec(store):
-    """The hand-packed block response is exactly what the codec encodes."""
+    """A block response is what the codec encodes for it (the server's header
+    cache included)."""
     server = OtaServer(store, "gbcs-ch")
     image = store.get(MANUF, B1_TYPE, V110)
     server.receive(B1, OTA_CLUSTER_ID, encode(Frame.of(block_req(image, 64), 200)), 0.0)
@@ -382,13 +421,18 @@ def test_page_burst_spacing(store):
 def test_new_page_replaces_the_burst_and_abort_stops_it(store):
     image = store.get(MANUF, B1_TYPE, V110)
     server = OtaServer(store, "zigpy")
-    page = lambda off, tsn: encode(Frame.of(ImagePageRequest(*image.key, off, 50, 500, 100), tsn))
+
+    def page(off, tsn):
+        return encode(Frame.of(ImagePageRequest(*image.key, off, 50, 500, 100), tsn))
     server.receive(B1, OTA_CLUSTER_ID, page(0, 1), 0.0)
     server.receive(B1, OTA_CLUSTER_ID, page(1000, 2), 0.05)
+    assert server.clients[B1].phase is ClientPhase.PAGING
     got = drain(server, 10.0)
     assert [f.command.file_offset for _, f in got] == [0] + list(range(1000, 1500, 50))
+    assert server.clients[B1].phase is ClientPhase.DOWNLOADING      # the burst ran out
     server.receive(B1, OTA_CLUSTER_ID, page(2000, 3), 20.0)
     server.abort(B1)
+    assert server.clients[B1].phase is ClientPhase.ABORTING
     assert len(drain(server, 30.0)) == 1                             # only the first went
 
 
@@ -423,7 +467,7 @@ def test_pages_disabled(store):
     ("wait", lambda utc: (utc, UPGRADE_TIME_WAIT)),
 ])
 def test_upgrade_end_response_per_mode(store, mode, expect):
-    origin = zigbee_utc(datetime(2030, 6, 1, tzinfo=timezone.utc))
+    origin = zigbee_utc(datetime(2030, 6, 1, tzinfo=UTC))
     server = OtaServer(store, Policy(upgrade_time=mode, utc_at_zero=origin))
     [f] = send(server, UpgradeEndRequest(Status.SUCCESS, MANUF, B1_TYPE, V110), now=125.75,
                tsn=33)
@@ -552,7 +596,7 @@ def test_fuzz_never_raises(store):
         UpgradeEndRequest(Status.SUCCESS, *image.key),
         QueryDeviceSpecificFileRequest(1, *image.key, 2))]
     seeds.append(encode(Frame.of(ReadAttributes((1, 2)), 1, direction=C2S)))
-    for name, policy in PRESETS.items():
+    for name in PRESETS:
         server = OtaServer(store, Policy.preset(name, min_block_period_ms=10, wait_every=5))
         now = 0.0
         for i in range(3000):
@@ -608,6 +652,31 @@ def test_policy_validation_and_presets():
     with pytest.raises(ValueError):
         Policy.preset("ember")
     assert DEFAULT_UTC_AT_ZERO == 820540800        # 2026-01-01 in ZigBee UTC
+
+
+def test_policy_choices_are_enums_given_as_strings_or_members():
+    p = Policy(version="any", page_refusal="default-response", response_delay_mode="fixed",
+               block_error_form="default-response", end_failure="silent", upgrade_time="wait",
+               unknown_image_status=0x95)
+    assert (p.version, p.page_refusal, p.response_delay_mode, p.block_error_form, p.end_failure,
+            p.upgrade_time, p.upgrade_mode) == (
+        VersionRule.ANY, PageRefusal.DEFAULT_RESPONSE, DelayMode.FIXED,
+        BlockErrorForm.DEFAULT_RESPONSE, EndFailure.SILENT, UpgradeTime.WAIT, UpgradeTime.WAIT)
+    assert p.version is VersionRule.ANY and p.version == "any"        # members, equal to strings
+    assert p.unknown_image_status is Status.ABORT
+    assert p == Policy(version=VersionRule.ANY, page_refusal=PageRefusal.DEFAULT_RESPONSE,
+                       response_delay_mode=DelayMode.FIXED,
+                       block_error_form=BlockErrorForm.DEFAULT_RESPONSE,
+                       end_failure=EndFailure.SILENT, upgrade_time=UpgradeTime.WAIT,
+                       unknown_image_status=Status.ABORT)
+    # the parametrised mode keeps its spelling; its parse is derived (and redone by replace)
+    d = Policy(upgrade_time="delay:90")
+    assert (d.upgrade_time, d.upgrade_mode, d.upgrade_delay_s) == ("delay:90", UpgradeTime.DELAY, 90)
+    assert Policy.preset("zigpy", upgrade_time="delay:5").upgrade_delay_s == 5
+    assert d != Policy(upgrade_time="delay:91")
+    assert not Policy().throttled and Policy.preset("gbcs-ch", wait_every=3).throttled
+    with pytest.raises(ValueError, match="want one of newer, any"):
+        Policy(version="older")
 
 
 # ------------------------------------------------------------------ over the simulated network
@@ -754,3 +823,36 @@ def test_full_download_throttled_by_wait_for_data(store):
     gaps = [b - a for a, b in zip(client.block_times, client.block_times[1:])]
     assert min(gaps) >= period_ms / 1000 - 1e-9                       # the period held
     assert all(retry > asked for asked, retry in client.waits)
+
+
+def test_scenarios_stay_inside_the_phase_table(store):
+    """The downloads above, rerun: every move their client made is a row of the
+    phase table (Transitions.go refuses any other, and receive() would count it
+    in errors), and a download takes the rows it should, ending UPGRADING.
+    tests/ota/test_ota_server_states.py reaches every row of the table."""
+    P, T = ClientPhase, Trigger
+    # blocks: offered, downloading (the stay on each block takes no lookup), ended
+    server, _, _ = download(store, Policy.preset("gbcs-ch"), TinyClient(CH, V100, 0x0100),
+                            LinkSpec.zigbee(latency_s=0.004))
+    assert server.transitions.taken == {(P.IDLE, T.QUERY_OFFERED): 1, (P.OFFERED, T.BLOCK_SENT): 1,
+                                        (P.DOWNLOADING, T.END_SUCCESS): 1}
+    assert server.clients[B1].phase is P.UPGRADING and server.errors == 0
+    # pages with loss: one burst per page request, each run to its end before the next
+    client = TinyClient(CH, V100, 0x0100, page_size=1024, spacing_ms=20, timeout=0.5)
+    server, _, _ = download(store, Policy.preset("zigpy"), client,
+                            LinkSpec.zigbee(latency_s=0.002, loss=0.01))
+    pages = server.clients[B1].pages
+    assert server.transitions.taken == {(P.IDLE, T.QUERY_OFFERED): 1, (P.OFFERED, T.PAGE_STARTED): 1,
+                                        (P.PAGING, T.BURST_DONE): pages,
+                                        (P.DOWNLOADING, T.PAGE_STARTED): pages - 1,
+                                        (P.DOWNLOADING, T.END_SUCCESS): 1}
+    assert pages > 100 and server.clients[B1].phase is P.UPGRADING and server.errors == 0
+    # throttled: WAIT_FOR_DATA keeps it downloading
+    cut = OtaImage("short", OtaHeader(MANUF, B1_TYPE, V110),
+                   store.get(MANUF, 0x0B04, V110).data[:1000])
+    server, client, _ = download(ImageStore([cut]), Policy.preset("gbcs-ch", min_block_period_ms=1000),
+                                 TinyClient(CH, V100, 0x0100), LinkSpec.zigbee(latency_s=0.01))
+    assert server.transitions.taken == {(P.IDLE, T.QUERY_OFFERED): 1, (P.OFFERED, T.BLOCK_SENT): 1,
+                                        (P.DOWNLOADING, T.WAIT_SENT): len(client.waits),
+                                        (P.DOWNLOADING, T.END_SUCCESS): 1}
+    assert client.waits and server.errors == 0
