@@ -7,6 +7,12 @@ receive() and timer(); frames to send (pop_outgoing), the next deadline
 threads or sleeps, so the same client runs on virtual time in the simulator,
 in real time over a serial dongle, and under hypothesis.
 
+Three modules, as h11 has: client_states holds the states, the timers and
+the tables of every move between them; client_events the inputs (the tables'
+triggers) and the events that come out; this one turns frames, calls and
+time into inputs and moves, and back into frames and events. The names of
+both are re-exported here.
+
 Downloaded bytes go straight to the device's download slot through a
 DownloadStore (the C boot core): the flash is the progress, so a bridge that
 loses power resumes from what its flash holds.
@@ -22,17 +28,54 @@ activation, re-asking periodically); activation and timeout policies.
 from __future__ import annotations
 
 import random
-import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridge_emu.codec import zcl
-from bridge_emu.codec.zcl import AttributeId, DataType, ImageUpgradeStatus, Status
+from bridge_emu.codec import ota_file, zcl
+from bridge_emu.codec.zcl import (
+    AttributeId,
+    DataType,
+    ImageUpgradeStatus,
+    Status,
+    UpgradeActivationPolicy,
+    UpgradeTimeoutPolicy,
+)
 from bridge_emu.errors import CoreError, PowerCut
+from bridge_emu.ota.client_events import (  # noqa: F401
+    Activate,
+    DownloadComplete,
+    DownloadFailed,
+    DownloadStarted,
+    Event,
+    Ignored,
+    ImageId,
+    Input,
+    QueryAnswered,
+    UpgradeScheduled,
+    WaitingForActivation,
+)
+from bridge_emu.ota.client_states import (  # noqa: F401
+    BEFORE_COMPLETE,
+    COMPLETE,
+    EXPECTING_REPLIES,
+    HOLDING_IMAGE,
+    IN_PROGRESS,
+    QUERY_TRANSITIONS,
+    TIMERS,
+    TRANSITIONS,
+    VERIFIED,
+    ClientState,
+    QueryState,
+    Timer,
+)
 
 OTA = zcl.OTA_CLUSTER_ID
-OTA_HEADER_MIN = 56          # bytes of an OTA header before its optional fields
 FOREVER = float("inf")
+
+# Read on every block exchange, so bound once: looking a member up through its
+# Enum class costs more than the test itself.
+_PAUSED, _ASKED = ClientState.PAUSED, QueryState.ASKED
+_BLOCK_TIMEOUT, _PAGE_TIMEOUT = Timer.BLOCK_TIMEOUT, Timer.PAGE_TIMEOUT
 
 
 class DownloadStore(Protocol):
@@ -43,71 +86,6 @@ class DownloadStore(Protocol):
     def read(self, offset: int, n: int) -> bytes: ...
     def held(self) -> tuple[int, int] | None: ...  # (size, safe resume offset) of a download in flash
     def discard(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ImageId:
-    manufacturer: int
-    image_type: int
-    file_version: int
-
-
-# ------------------------------------------------------------------ events
-
-
-@dataclass(frozen=True)
-class QueryAnswered:
-    """The server answered a Query Next Image (the bridge reached its hub)."""
-    image: ImageId | None
-    size: int
-
-
-@dataclass(frozen=True)
-class DownloadStarted:
-    image: ImageId
-    size: int
-    offset: int                 # > 0: resumed from what the flash held
-
-
-@dataclass(frozen=True)
-class DownloadComplete:
-    """Every byte is in the slot: the device verifies it and calls verified()."""
-    image: ImageId
-    size: int
-
-
-@dataclass(frozen=True)
-class DownloadFailed:
-    image: ImageId | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class UpgradeScheduled:
-    image: ImageId
-    at: float
-
-
-@dataclass(frozen=True)
-class WaitingForActivation:
-    """upgrade_time 0xFFFFFFFF, or out-of-band-only policy: a later command activates."""
-    image: ImageId
-
-
-@dataclass(frozen=True)
-class Activate:
-    """Apply the downloaded image now."""
-    image: ImageId
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """A frame the client ignored, and why (for logs and tests)."""
-    reason: str
-
-
-Event = (QueryAnswered | DownloadStarted | DownloadComplete | DownloadFailed | UpgradeScheduled
-         | WaitingForActivation | Activate | Ignored)
 
 
 @dataclass
@@ -129,9 +107,14 @@ class ClientConfig:
     end_retry_s: float = 600.0          # Upgrade End Request unanswered: ask again
     end_max_tries: int = 10
     recheck_s: float = 3600.0           # waiting or counting down: re-ask at most this often
-    activation_policy: int = 0          # 0 server allowed, 1 out-of-band only
-    timeout_policy: int = 0             # 0 apply after end_max_tries unanswered, 1 do not
+    activation_policy: UpgradeActivationPolicy = UpgradeActivationPolicy.SERVER_ALLOWED
+    timeout_policy: UpgradeTimeoutPolicy = UpgradeTimeoutPolicy.APPLY_AFTER_TIMEOUT
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # the attribute values (0, 1) are accepted too; a reserved value raises ValueError
+        self.activation_policy = UpgradeActivationPolicy(self.activation_policy)
+        self.timeout_policy = UpgradeTimeoutPolicy(self.timeout_policy)
 
 
 def _status_name(status: int) -> str:
@@ -145,31 +128,67 @@ def max_data_size_for(max_payload: int) -> int:
     return max(1, min(255, max_payload - 3 - 13 - 1))
 
 
+# -- the fixed OTA header, read from a file's first bytes. ota_file parses whole
+# headers; the client needs single fields from a prefix as blocks arrive, so it
+# locates them in the codec's own layout (OTA_FIXED_HEADER) and reads them here.
+
+def _field_spans(layout) -> dict[str, slice]:
+    spans, pos = {}, 0
+    for field in layout.subcons:
+        spans[field.name] = slice(pos, pos + field.sizeof())
+        pos += field.sizeof()
+    return spans
+
+
+_HEADER_FIELDS = _field_spans(ota_file.OTA_FIXED_HEADER)
+_LENGTH_KNOWN_AT = _HEADER_FIELDS["header_length"].stop      # bytes that give magic and header_length
+
+
+def _header_field(prefix: bytes, name: str) -> int:
+    return int.from_bytes(prefix[_HEADER_FIELDS[name]], "little")
+
+
+def _header_length(prefix: bytes) -> int | None:
+    """header_length from at least _LENGTH_KNOWN_AT first bytes of a file; None if they lack the magic."""
+    if _header_field(prefix, "magic") != ota_file.OTA_MAGIC:
+        return None
+    return _header_field(prefix, "header_length")
+
+
+def _header_image(prefix: bytes) -> ImageId:
+    """The image a fixed header (FIXED_HEADER_SIZE first bytes, or more) names."""
+    return ImageId(_header_field(prefix, "manufacturer"), _header_field(prefix, "image_type"),
+                   _header_field(prefix, "file_version"))
+
+
 class OtaClient:
-    """One bridge's OTA client. `now` is seconds on whatever clock drives it."""
+    """One bridge's OTA client. `now` is seconds on whatever clock drives it.
+
+    `state` and `query` are its two machines (client_states); `status`, the
+    ImageUpgradeStatus a server reads, follows from `state`."""
 
     def __init__(self, config: ClientConfig, store: DownloadStore, now: float = 0.0):
         self.config = config
         self.store = store
         self.rng = random.Random(config.seed)
-        self.status = ImageUpgradeStatus.NORMAL
-        self.image: ImageId | None = None       # being downloaded or held
+        self.state = ClientState.IDLE
+        self.query = QueryState.NOT_ASKED
+        self.image: ImageId | None = None       # being downloaded or held (None: IDLE)
         self.size = 0
         self.offset = 0                          # FileOffset: next byte wanted
-        self.downloaded_version: int | None = None
         self.minimum_block_period_ms = config.minimum_block_period_ms
         self._outgoing: list[tuple[int, int, bytes]] = []
         self._events: list[Event] = []
         self._tsn = self.rng.randrange(256)
         self._deadline = FOREVER
-        self._action = ""                        # what the deadline does
-        self._querying = False
-        self._header = b""                       # file bytes held in RAM until the header is whole
-        self._begun = False                      # the slot holds this download
+        self._timer: Timer | None = None        # what the deadline is for
+        # file bytes held in RAM until the OTA header is whole (the slot placement
+        # needs its length); None once the slot holds this download
+        self._unplaced: bytes | None = b""
         self._timeouts = 0
         self._pages = config.use_pages
         self._page_end = 0
-        self._page_heard = False
+        self._page_heard = False                # a block came since the last page request
         self._end_tries = 0
         self._countdown_at = FOREVER
         self._last_request = -FOREVER
@@ -188,11 +207,23 @@ class OtaClient:
     def next_deadline(self) -> float | None:
         return None if self._deadline == FOREVER else self._deadline
 
+    def next_timer(self) -> Timer | None:
+        """What next_deadline() is for."""
+        return self._timer
+
+    @property
+    def status(self) -> ImageUpgradeStatus:
+        return self.state.upgrade_status
+
+    @property
+    def downloaded_version(self) -> int | None:
+        """DownloadedFileVersion: the image's, once the device verified it."""
+        return self.image.file_version if self.state in VERIFIED else None
+
     @property
     def expecting(self) -> bool:
         """True while replies are due (a sleepy device polls its parent fast then)."""
-        return self._querying or self.status in (ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS,
-                                                 ImageUpgradeStatus.DOWNLOAD_COMPLETE)
+        return self.query is _ASKED or self.state in EXPECTING_REPLIES
 
     # --------------------------------------------------------------- inputs
 
@@ -217,21 +248,21 @@ class OtaClient:
     def timer(self, now: float) -> None:
         if now < self._deadline:
             return
-        action, self._deadline, self._action = self._action, FOREVER, ""
-        getattr(self, "_on_" + action)(now)
+        timer, self._deadline, self._timer = self._timer, FOREVER, None
+        self._ON_TIMER[timer](self, now)
 
     def query_now(self, now: float) -> None:
         """Ask the server for a new image (at boot, or when told one is waiting)."""
-        if self.status in (ImageUpgradeStatus.NORMAL,) and not self._querying:
+        if self.state is ClientState.IDLE and self.query is QueryState.NOT_ASKED:
             self._send_query(now)
 
     def verified(self, ok: bool, now: float) -> None:
         """The device's verdict on the image of DownloadComplete."""
-        if self.status != ImageUpgradeStatus.DOWNLOAD_COMPLETE or self.image is None:
+        if self.state not in COMPLETE:
             return
         if ok:
-            self.downloaded_version = self.image.file_version
             self._end_tries = 0
+            self._enter(ClientState.ENDING, Input.VERIFIED)
             self._send_end(now)
         else:
             self._request(zcl.UpgradeEndRequest(Status.INVALID_IMAGE, *self._id()))
@@ -246,26 +277,40 @@ class OtaClient:
     def attributes(self) -> dict[int, tuple[int, int]]:
         """Attribute id -> (ZCL data type, value), as a server reads them."""
         c = self.config
+        version = self.downloaded_version
         return {
             AttributeId.FILE_OFFSET: (DataType.UINT32, self.offset),
             AttributeId.CURRENT_FILE_VERSION: (DataType.UINT32, c.current_file_version),
-            AttributeId.DOWNLOADED_FILE_VERSION: (
-                DataType.UINT32, 0xFFFFFFFF if self.downloaded_version is None else self.downloaded_version),
+            AttributeId.DOWNLOADED_FILE_VERSION: (DataType.UINT32, 0xFFFFFFFF if version is None else version),
             AttributeId.IMAGE_UPGRADE_STATUS: (DataType.ENUM8, int(self.status)),
             AttributeId.MANUFACTURER_ID: (DataType.UINT16, c.manufacturer),
             AttributeId.IMAGE_TYPE_ID: (DataType.UINT16, c.image_type),
             AttributeId.MINIMUM_BLOCK_PERIOD: (DataType.UINT16, self.minimum_block_period_ms),
-            AttributeId.UPGRADE_ACTIVATION_POLICY: (DataType.ENUM8, c.activation_policy),
-            AttributeId.UPGRADE_TIMEOUT_POLICY: (DataType.ENUM8, c.timeout_policy),
+            AttributeId.UPGRADE_ACTIVATION_POLICY: (DataType.ENUM8, int(c.activation_policy)),
+            AttributeId.UPGRADE_TIMEOUT_POLICY: (DataType.ENUM8, int(c.timeout_policy)),
         }
 
     # ------------------------------------------------------------ internals
 
+    def _enter(self, state: ClientState, trigger: Input) -> None:
+        """Move to `state` on `trigger`, unless already there (a stay has no row)."""
+        if self.state is not state:
+            self.state = TRANSITIONS.go(self.state, trigger)
+            assert self.state is state, (trigger, self.state, state)
+
+    def _ask(self) -> None:
+        if self.query is QueryState.NOT_ASKED:
+            self.query = QUERY_TRANSITIONS.go(self.query, Input.ASK)
+
+    def _settle_query(self, trigger: Input) -> None:
+        if self.query is QueryState.ASKED:
+            self.query = QUERY_TRANSITIONS.go(self.query, trigger)
+
     def _id(self) -> tuple[int, int, int]:
         return (self.image.manufacturer, self.image.image_type, self.image.file_version)
 
-    def _at(self, t: float, action: str) -> None:
-        self._deadline, self._action = t, action
+    def _at(self, t: float, timer: Timer) -> None:
+        self._deadline, self._timer = t, timer
 
     def _request(self, cmd, **kw) -> None:
         self._tsn = (self._tsn + 1) & 0xFF
@@ -277,50 +322,55 @@ class OtaClient:
         held = self.store.held()
         if held is not None:
             size, resume = held
-            try:
-                head = self.store.read(0, min(size, 64))
-                magic, _, hdr_len, _, manufacturer, image_type, version = struct.unpack_from("<IHHHHHI", head)
-            except (CoreError, struct.error):
-                magic = 0
-            # the header is trusted only if the store's safe resume offset lies past it
-            # (a cut while it was written can leave the magic and the id but not the rest)
-            if magic == 0x0BEEF11E and OTA_HEADER_MIN <= hdr_len <= min(size, resume):
-                self.image = ImageId(manufacturer, image_type, version)
-                self.size, self.offset, self._begun = size, resume, True
+            image = self._image_in_slot(size, resume)
+            if image is not None:
+                self.image, self.size, self.offset, self._unplaced = image, size, resume, None
                 if resume >= size:
-                    self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
+                    self._enter(ClientState.DOWNLOADED, Input.FLASH_HOLDS_ALL)
                     self._events.append(DownloadComplete(self.image, size))
                     return
-                self.status = ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS
+                self._enter(ClientState.DOWNLOADING, Input.FLASH_HOLDS_PART)
                 self._events.append(DownloadStarted(self.image, size, self.offset))
                 self._send_block(now)
                 return
             self.store.discard()
-        self._at(now + self.rng.uniform(0, min(30.0, self.config.query_interval_s)), "query")
+        self._at(now + self.rng.uniform(0, min(30.0, self.config.query_interval_s)), Timer.QUERY)
+
+    def _image_in_slot(self, size: int, resume: int) -> ImageId | None:
+        """The image whose header starts the slot, if it can be trusted: only if the
+        store's safe resume offset lies past it (a cut while it was written can leave
+        the magic and the id but not the rest)."""
+        try:
+            head = self.store.read(0, min(size, ota_file.FIXED_HEADER_SIZE))
+        except CoreError:
+            return None
+        if len(head) < ota_file.FIXED_HEADER_SIZE:
+            return None
+        length = _header_length(head)
+        if length is None or not ota_file.FIXED_HEADER_SIZE <= length <= min(size, resume):
+            return None
+        return _header_image(head)
 
     # -- query
 
     def _send_query(self, now: float) -> None:
         c = self.config
-        self._querying = True
+        self._ask()
         self._request(zcl.QueryNextImageRequest(c.manufacturer, c.image_type, c.current_file_version,
                                                 c.hardware_version))
-        self._at(now + c.response_timeout_s, "query_timeout")
+        self._at(now + c.response_timeout_s, Timer.QUERY_TIMEOUT)
 
     def _on_query(self, now: float) -> None:
-        if self.status == ImageUpgradeStatus.NORMAL:
-            self._send_query(now)
-        elif self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:  # paused after repeated timeouts
-            self._querying = True
-            self._send_query(now)
+        if self.state is ClientState.IDLE or self.state is ClientState.PAUSED:
+            self._send_query(now)   # paused: is the image still offered?
 
     def _on_query_timeout(self, now: float) -> None:
-        self._querying = False
-        self._at(now + self.config.query_interval_s, "query")
+        self._settle_query(Input.TIMED_OUT)
+        self._at(now + self.config.query_interval_s, Timer.QUERY)
 
     def _image_notify(self, frame, cmd: zcl.ImageNotify, now: float) -> None:
         c = self.config
-        if self.status != ImageUpgradeStatus.NORMAL or self._querying:
+        if self.state is not ClientState.IDLE or self.query is QueryState.ASKED:
             self._events.append(Ignored("image notify while busy"))
             return
         if cmd.manufacturer is not None and cmd.manufacturer not in (c.manufacturer, zcl.WILDCARD_MANUFACTURER):
@@ -339,40 +389,42 @@ class OtaClient:
 
     def _query_response(self, frame, cmd: zcl.QueryNextImageResponse, now: float) -> None:
         c = self.config
-        if not self._querying:
+        if self.query is QueryState.NOT_ASKED:
             self._events.append(Ignored("query response without a query"))
             return
-        self._querying = False
-        if self.status not in (ImageUpgradeStatus.NORMAL, ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS):
+        self._settle_query(Input.ANSWERED)
+        if self.state not in BEFORE_COMPLETE:
             # a late answer to a query made while paused: the download completed since;
             # it must neither discard the image nor replace the Upgrade End deadline
             self._events.append(Ignored("query response after the download completed"))
             return
         if cmd.status != Status.SUCCESS:
             self._events.append(QueryAnswered(None, 0))
-            if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
-                self._abandon(f"server no longer offers the image ({_status_name(cmd.status)})", now)
+            if self.state is ClientState.IDLE:
+                self._at(now + c.query_interval_s, Timer.QUERY)
             else:
-                self._at(now + c.query_interval_s, "query")
+                self._abandon(f"server no longer offers the image ({_status_name(cmd.status)})", now)
             return
         image = ImageId(cmd.manufacturer, cmd.image_type, cmd.file_version)
         self._events.append(QueryAnswered(image, cmd.image_size))
         if (image.manufacturer != c.manufacturer or image.image_type != c.image_type
-                or image.file_version == c.current_file_version or cmd.image_size <= OTA_HEADER_MIN):
+                or image.file_version == c.current_file_version
+                or cmd.image_size <= ota_file.FIXED_HEADER_SIZE):
             self._events.append(Ignored("offered image does not fit this device"))
-            if self.status == ImageUpgradeStatus.NORMAL:
-                self._at(now + c.query_interval_s, "query")
+            if self.state is ClientState.IDLE:
+                self._at(now + c.query_interval_s, Timer.QUERY)
             return
-        if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS and self.image == image and self.size == cmd.image_size:
-            self._timeouts = 0
-            self._send_block(now)  # resume the paused download where it stopped
-            return
-        if self.image is not None:
+        if self.state is not ClientState.IDLE:
+            if self.image == image and self.size == cmd.image_size:
+                self._timeouts = 0
+                self._enter(ClientState.DOWNLOADING, Input.OFFER)
+                self._send_block(now)  # resume the paused download where it stopped
+                return
             self._abandon("the server offers a different image", now, report=False)
         self.image, self.size, self.offset = image, cmd.image_size, 0
-        self._header, self._begun, self._timeouts, self._end_tries = b"", False, 0, 0
+        self._unplaced, self._timeouts, self._end_tries = b"", 0, 0
         self._pages = c.use_pages
-        self.status = ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS
+        self._enter(ClientState.DOWNLOADING, Input.OFFER)
         self._events.append(DownloadStarted(image, self.size, 0))
         self._send_block(now)
 
@@ -382,7 +434,7 @@ class OtaClient:
         c = self.config
         earliest = self._last_request + self.minimum_block_period_ms / 1000
         if now < earliest:
-            self._at(earliest, "send_block")
+            self._at(earliest, Timer.SEND_BLOCK)
             return
         want = min(c.max_data_size, self.size - self.offset)
         period = self.minimum_block_period_ms if self.minimum_block_period_ms else None
@@ -390,15 +442,14 @@ class OtaClient:
             page = min(c.page_size, self.size - self.offset)
             self._page_end, self._page_heard = self.offset + page, False
             self._request(zcl.ImagePageRequest(*self._id(), self.offset, want, page, c.response_spacing_ms))
-            self._at(now + c.page_fallback_s, "page_timeout")
+            self._at(now + c.page_fallback_s, _PAGE_TIMEOUT)
         else:
             self._request(zcl.ImageBlockRequest(*self._id(), self.offset, want, minimum_block_period=period))
-            self._at(now + c.response_timeout_s, "block_timeout")
+            self._at(now + c.response_timeout_s, _BLOCK_TIMEOUT)
         self._last_request = now
 
     def _on_send_block(self, now: float) -> None:
-        if self.status == ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
-            self._send_block(now)
+        self._send_block(now)
 
     def _on_block_timeout(self, now: float) -> None:
         self._timeouts += 1
@@ -406,7 +457,8 @@ class OtaClient:
             # pause: the slot keeps what arrived; the next query resumes it
             self._events.append(DownloadFailed(self.image, f"{self._timeouts} requests unanswered; paused"))
             self._timeouts = 0
-            self._at(now + self.config.query_interval_s, "query")
+            self._enter(ClientState.PAUSED, Input.TOO_MANY_TIMEOUTS)
+            self._at(now + self.config.query_interval_s, Timer.QUERY)
             return
         self._send_block(now)  # the same offset again
 
@@ -416,7 +468,7 @@ class OtaClient:
         self._send_block(now)
 
     def _block_response(self, frame, cmd: zcl.ImageBlockResponse, now: float) -> None:
-        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+        if self.state not in IN_PROGRESS:
             self._events.append(Ignored("block response while not downloading"))
             return
         if (cmd.manufacturer, cmd.image_type, cmd.file_version) != self._id():
@@ -435,13 +487,16 @@ class OtaClient:
         self._timeouts = 0
         self._page_heard = True
         if self.offset >= self.size:
-            self._deadline, self._action = FOREVER, ""
-            self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
+            self._deadline, self._timer = FOREVER, None
+            self._enter(ClientState.DOWNLOADED, Input.LAST_BLOCK)
             self._events.append(DownloadComplete(self.image, self.size))
-        elif self._pages and self.offset < self._page_end:
+            return
+        if self.state is _PAUSED:
+            self._enter(ClientState.DOWNLOADING, Input.BLOCK)   # a late answer takes it on
+        if self._pages and self.offset < self._page_end:
             # more of this page is on its way; if it stops, ask again from here
             spacing = self.config.response_spacing_ms / 1000
-            self._at(now + spacing + self.config.response_timeout_s, "page_timeout")
+            self._at(now + spacing + self.config.response_timeout_s, _PAGE_TIMEOUT)
         else:
             self._send_block(now)
 
@@ -449,25 +504,24 @@ class OtaClient:
         """Write block bytes; until the OTA header is whole they wait in RAM
         (the slot placement needs the header's length)."""
         try:
-            if self._begun:
+            if self._unplaced is None:
                 self.store.write(self.offset, data)
                 return True
-            self._header += data
-            if len(self._header) < 8:
+            head = self._unplaced = self._unplaced + data
+            if len(head) < _LENGTH_KNOWN_AT:
                 return True
-            magic, _, hdr_len = struct.unpack_from("<IHH", self._header)
-            if magic != 0x0BEEF11E or not OTA_HEADER_MIN <= hdr_len < self.size:
+            length = _header_length(head)
+            if length is None or not ota_file.FIXED_HEADER_SIZE <= length < self.size:
                 self._abandon("not an OTA file (bad magic or header length)", now)
                 return False
-            if len(self._header) < max(hdr_len, 16):
+            if len(head) < length:
                 return True
-            _, _, _, _, m, t, v = struct.unpack_from("<IHHHHHI", self._header)
-            if (m, t, v) != self._id():
+            if _header_image(head) != self.image:
                 self._abandon("the file's header names another image", now)
                 return False
-            self.store.begin(self.size, hdr_len)
-            self.store.write(0, self._header)
-            self._begun = True
+            self.store.begin(self.size, length)
+            self.store.write(0, head)
+            self._unplaced = None
             return True
         except PowerCut:
             raise
@@ -476,64 +530,62 @@ class OtaClient:
             return False
 
     def _block_wait(self, frame, cmd: zcl.ImageBlockWait, now: float) -> None:
-        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+        if self.state not in IN_PROGRESS:
             return
         self.minimum_block_period_ms = cmd.minimum_block_period
         delay = max(0, cmd.request_time - cmd.current_time)
-        self._at(now + delay + cmd.minimum_block_period / 1000, "send_block")
+        self._enter(ClientState.DOWNLOADING, Input.WAIT_FOR_DATA)
+        self._at(now + delay + cmd.minimum_block_period / 1000, Timer.SEND_BLOCK)
 
     def _block_abort(self, frame, cmd: zcl.ImageBlockAbort, now: float) -> None:
-        if self.status != ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS:
+        if self.state not in IN_PROGRESS:
             return
         self._abandon(f"server answered {_status_name(cmd.status)}", now)
 
     def _abandon(self, reason: str, now: float, report: bool = True) -> None:
         if report:
             self._events.append(DownloadFailed(self.image, reason))
-        if self._begun:
+        if self._unplaced is None:
             self.store.discard()
         self.image, self.size, self.offset = None, 0, 0
-        self.downloaded_version, self._end_tries = None, 0
-        self._header, self._begun, self._querying = b"", False, False
-        self.status = ImageUpgradeStatus.NORMAL
-        self._at(now + self.config.query_interval_s, "query")
+        self._unplaced, self._end_tries = b"", 0
+        self._settle_query(Input.ABANDON)
+        self._enter(ClientState.IDLE, Input.ABANDON)
+        self._at(now + self.config.query_interval_s, Timer.QUERY)
 
     # -- upgrade end
 
     def _send_end(self, now: float) -> None:
         self._end_tries += 1
-        self.status = ImageUpgradeStatus.DOWNLOAD_COMPLETE
         self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
-        self._at(now + self.config.end_retry_s, "end_retry")
+        self._at(now + self.config.end_retry_s, Timer.END_RETRY)
 
     def _on_end_retry(self, now: float) -> None:
         if self._end_tries >= self.config.end_max_tries:
-            if self.config.timeout_policy == 0:
-                self._activate(now)
+            if self.config.timeout_policy == UpgradeTimeoutPolicy.APPLY_AFTER_TIMEOUT:
+                self._activate(Input.TIMEOUT_APPLY)
             else:
-                self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+                self._enter(ClientState.WAITING_FOR_COMMAND, Input.TIMEOUT_HOLD)
                 self._events.append(WaitingForActivation(self.image))
             return
         self._send_end(now)
 
     def _on_recheck(self, now: float) -> None:
         self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
-        self._at(now + self.config.recheck_s, "recheck")
+        self._at(now + self.config.recheck_s, Timer.RECHECK)
 
     def _on_countdown(self, now: float) -> None:
         if now >= self._countdown_at:
-            self._activate(now)
+            self._activate(Input.UPGRADE_TIME_REACHED)
         else:  # long waits: re-ask before the time comes
             self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
-            self._at(min(self._countdown_at, now + self.config.recheck_s), "countdown")
+            self._at(min(self._countdown_at, now + self.config.recheck_s), Timer.COUNTDOWN)
 
     def _end_response(self, frame, cmd: zcl.UpgradeEndResponse, now: float) -> None:
-        if self.image is None or self.status not in (
-                ImageUpgradeStatus.DOWNLOAD_COMPLETE, ImageUpgradeStatus.WAITING_TO_UPGRADE,
-                ImageUpgradeStatus.COUNT_DOWN, ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT):
+        if self.state not in HOLDING_IMAGE:
             self._events.append(Ignored("upgrade end response with nothing downloaded"))
             return
-        if not self._end_tries:
+        if self.state is ClientState.DOWNLOADED:
             # no Upgrade End Request sent yet: the device has not verified the image
             self._events.append(Ignored("upgrade end response before the image was verified"))
             return
@@ -544,30 +596,30 @@ class OtaClient:
             self._events.append(Ignored("upgrade end response for another image"))
             return
         if cmd.upgrade_time == zcl.UPGRADE_TIME_WAIT:
-            self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+            self._enter(ClientState.WAITING_FOR_SERVER, Input.UPGRADE_WAIT)
             self._events.append(WaitingForActivation(self.image))
-            self._at(now + self.config.recheck_s, "recheck")
+            self._at(now + self.config.recheck_s, Timer.RECHECK)
             return
-        if self.config.activation_policy == 1:
+        if self.config.activation_policy == UpgradeActivationPolicy.OUT_OF_BAND_ONLY:
             self._outgoing.append((self.config.server, OTA,
                                    zcl.encode(zcl.default_response_to(frame.header, Status.NOT_AUTHORIZED))))
-            self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT
+            self._enter(ClientState.WAITING_FOR_COMMAND, Input.OUT_OF_BAND_ONLY)
             self._events.append(WaitingForActivation(self.image))
-            self._deadline, self._action = FOREVER, ""  # answered: no retry, no timeout policy
+            self._deadline, self._timer = FOREVER, None  # answered: no retry, no timeout policy
             return
         # a server without a clock sends current_time 0: upgrade_time is then a delay
         delay = cmd.upgrade_time - cmd.current_time if cmd.current_time else cmd.upgrade_time
         if delay <= 0:
-            self._activate(now)
+            self._activate(Input.UPGRADE_NOW)
             return
         self._countdown_at = now + delay
-        self.status = ImageUpgradeStatus.COUNT_DOWN
+        self._enter(ClientState.COUNTING_DOWN, Input.UPGRADE_LATER)
         self._events.append(UpgradeScheduled(self.image, self._countdown_at))
-        self._at(min(self._countdown_at, now + self.config.recheck_s), "countdown")
+        self._at(min(self._countdown_at, now + self.config.recheck_s), Timer.COUNTDOWN)
 
-    def _activate(self, now: float) -> None:
-        self.status = ImageUpgradeStatus.WAITING_TO_UPGRADE
-        self._deadline, self._action = FOREVER, ""
+    def _activate(self, trigger: Input) -> None:
+        self._enter(ClientState.ACTIVATING, trigger)
+        self._deadline, self._timer = FOREVER, None
         self._events.append(Activate(self.image))
 
     # -- attributes and others
@@ -587,12 +639,14 @@ class OtaClient:
 
     def _default_response(self, frame, cmd: zcl.DefaultResponse, now: float) -> None:
         # a server that answers our query with a Default Response has nothing for us
-        if cmd.command == zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST and self._querying:
-            self._querying = False
-            if self.status not in (ImageUpgradeStatus.NORMAL, ImageUpgradeStatus.DOWNLOAD_IN_PROGRESS):
+        if cmd.command == zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST and self.query is QueryState.ASKED:
+            self._settle_query(Input.ANSWERED)
+            if self.state not in BEFORE_COMPLETE:
                 return  # the download completed since (see _query_response): keep its deadline
             self._events.append(QueryAnswered(None, 0))
-            self._at(now + self.config.query_interval_s, "query")
+            if self.state is ClientState.DOWNLOADING:   # resumed by late blocks meanwhile
+                self._enter(ClientState.PAUSED, Input.QUERY_DEFAULT_RESPONSE)
+            self._at(now + self.config.query_interval_s, Timer.QUERY)
 
     _HANDLERS = {
         zcl.ImageNotify: _image_notify,
@@ -603,4 +657,15 @@ class OtaClient:
         zcl.UpgradeEndResponse: _end_response,
         zcl.ReadAttributes: _read_attributes,
         zcl.DefaultResponse: _default_response,
+    }
+
+    _ON_TIMER = {
+        Timer.QUERY: _on_query,
+        Timer.QUERY_TIMEOUT: _on_query_timeout,
+        Timer.SEND_BLOCK: _on_send_block,
+        Timer.BLOCK_TIMEOUT: _on_block_timeout,
+        Timer.PAGE_TIMEOUT: _on_page_timeout,
+        Timer.END_RETRY: _on_end_retry,
+        Timer.RECHECK: _on_recheck,
+        Timer.COUNTDOWN: _on_countdown,
     }

@@ -16,12 +16,13 @@
    never past a byte the flash does not hold; DownloadComplete means the slot
    holds exactly the served file, and nothing activates before verified(True).
    At the end a well-behaved server (the real OtaServer) must take the client
-   to activation: it never gets stuck.
+   to activation: it never gets stuck. And the client's state says it all:
+   its ImageUpgradeStatus, which timer runs (client_states.TIMERS) and whether
+   it holds an image follow from it.
 2. Unit behaviours against a scripted server, on virtual time.
 """
 from __future__ import annotations
 
-import pathlib
 import re
 import sys
 
@@ -30,35 +31,54 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from bridge_emu.tools import imagetool
-from bridge_emu.emulator.bridge import DeviceStore
-from bridge_emu.codec import firmware, ota_file
-from bridge_emu.codec import zcl
-from bridge_emu.codec.zcl import (AttributeId, DefaultResponse, Direction, Frame, ImageBlockAbort,
-                                  ImageBlockRequest, ImageBlockResponse, ImageBlockWait, ImageNotify,
-                                  ImagePageRequest, ImageUpgradeStatus, QueryNextImageRequest,
-                                  QueryNextImageResponse, ReadAttributes, ReadAttributesResponse, Status,
-                                  UpgradeEndRequest, UpgradeEndResponse)
-from bridge_emu.core.device import Device
-from bridge_emu.errors import PowerCut
-from bridge_emu.keys import key_paths, load_private_key
+from bridge_emu.codec import firmware, ota_file, zcl
+from bridge_emu.codec.zcl import (
+    AttributeId,
+    DefaultResponse,
+    Direction,
+    Frame,
+    ImageBlockAbort,
+    ImageBlockRequest,
+    ImageBlockResponse,
+    ImageBlockWait,
+    ImageNotify,
+    ImagePageRequest,
+    ImageUpgradeStatus,
+    QueryNextImageRequest,
+    QueryNextImageResponse,
+    ReadAttributes,
+    ReadAttributesResponse,
+    Status,
+    UpgradeActivationPolicy,
+    UpgradeEndRequest,
+    UpgradeEndResponse,
+    UpgradeTimeoutPolicy,
+)
 from bridge_emu.core._ffi import SANITIZED, ffi, lib
-from bridge_emu.ota import client as oc
-from bridge_emu.ota.client import ClientConfig, OtaClient, max_data_size_for
-from bridge_emu.ota.server import ImageStore, OtaServer, Policy
+from bridge_emu.core.device import Device
 from bridge_emu.core.ota_verify import verify_ota_in_flash
+from bridge_emu.emulator.bridge import DeviceStore
 from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.profiles import profile
+from bridge_emu.errors import PowerCut
+from bridge_emu.keys import key_paths, load_private_key
+from bridge_emu.ota import client as oc
+from bridge_emu.ota.client import ClientConfig, ClientState, OtaClient, max_data_size_for
+from bridge_emu.ota.client_states import TIMERS
+from bridge_emu.ota.server import ImageStore, OtaServer, Policy
+from bridge_emu.tools import imagetool
+from support.paths import IMAGES
 
 pytestmark = pytest.mark.native
 
-from support.paths import IMAGES
 KEYS = IMAGES / "keys"
 MANUFACTURER_KEY = load_private_key(key_paths(KEYS, "manufacturer").private)
 SUPPLIER_KEY = load_private_key(key_paths(KEYS, "supplier").private)
 B4 = profile("B4")
 HUB, ME, STRANGER = 0x0000, 0x1004, 0x2B2B
 OTA = zcl.OTA_CLUSTER_ID
+SERVER_ALLOWED, OUT_OF_BAND_ONLY = UpgradeActivationPolicy.SERVER_ALLOWED, UpgradeActivationPolicy.OUT_OF_BAND_ONLY
+APPLY_AFTER_TIMEOUT, DO_NOT_APPLY = UpgradeTimeoutPolicy.APPLY_AFTER_TIMEOUT, UpgradeTimeoutPolicy.DO_NOT_APPLY
 C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
 
 # small firmware files (the committed ones are 120 KB: too slow for hundreds of runs)
@@ -91,7 +111,7 @@ def config(**kw) -> ClientConfig:
 def blob_addr(dev: Device) -> int:
     """Flash address of file byte 0 in the download slot, from the layout (copy-swap:
     the secondary slot, the image at image_off, the OTA header just before it)."""
-    return dev.ctx.layout.slot_addr[1] + dev.ctx.image_off[1] - HDR_LEN
+    return dev.image_addr(1) - HDR_LEN
 
 
 def core_blob_addr(dev: Device) -> int | None:
@@ -267,7 +287,7 @@ class HostileOta(RuleBasedStateMachine):
         a = blob_addr(self.device)
         self.blob = (a, a + len(NEW))
         self.blob_sectors = (a - a % SECTOR, -(-(a + len(NEW)) // SECTOR) * SECTOR)
-        log = self.device.ctx.layout.log_addr
+        log = self.device.config.layout.log
         self.log_sectors = [(int(x), int(x) + SECTOR) for x in log]
 
     # -- plumbing
@@ -275,7 +295,8 @@ class HostileOta(RuleBasedStateMachine):
     @initialize(max_data=st.sampled_from([17, 50, 64, 65]), pages=st.booleans(),
                 seed=st.integers(0, 2 ** 16), mbp=st.sampled_from([0, 0, 250]),
                 max_timeouts=st.sampled_from([2, 10]), end_max_tries=st.sampled_from([2, 10]),
-                activation_policy=st.sampled_from([0, 0, 1]), server_pages=st.booleans())
+                activation_policy=st.sampled_from([SERVER_ALLOWED, SERVER_ALLOWED, OUT_OF_BAND_ONLY]),
+                server_pages=st.booleans())
     def start(self, max_data, pages, seed, mbp, max_timeouts, end_max_tries, activation_policy, server_pages):
         self.pages_ok = server_pages
         self.cfg = config(max_data_size=max_data, use_pages=pages, page_size=256, seed=seed,
@@ -568,8 +589,13 @@ class HostileOta(RuleBasedStateMachine):
         assert dev.state.state in ("confirmed", "downloading"), dev.state
         assert dev.running_slot == 0
         if dev.state.state == "downloading":
-            assert core_blob_addr(dev) == self.blob[0] and dev.ctx.rec.size == len(NEW)
+            assert core_blob_addr(dev) == self.blob[0] and dev.download_size == len(NEW)
         c = self.client
+        assert c.status == c.state.upgrade_status
+        timers = TIMERS[c.state]
+        assert (c.next_timer() in timers) if timers else c.next_timer() is None, (c.state, c.next_timer())
+        assert (c.next_deadline() is None) == (c.next_timer() is None)
+        assert (c.image is None) == (c.state is ClientState.IDLE)
         image, offset = self.last
         if not self.rebooted and not self.failed and c.image is not None and c.image == image:
             assert c.offset >= offset, f"FileOffset went back from {offset} to {c.offset}"
@@ -587,8 +613,8 @@ class HostileOta(RuleBasedStateMachine):
         store.add_bytes(NEW, "new")
         server = OtaServer(store, Policy(name="good", pages=True, upgrade_time="now"), address=HUB)
         for _ in range(20_000):
-            if self.activated or (self.verified_ok and self.cfg.activation_policy == 1 and self.client.status
-                                  == ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT):
+            if self.activated or (self.verified_ok and self.cfg.activation_policy is OUT_OF_BAND_ONLY
+                                  and self.client.status == ImageUpgradeStatus.WAITING_TO_UPGRADE_VIA_EXTERNAL_EVENT):
                 return
             if self.awaiting_verify:
                 self.verify()
@@ -765,7 +791,7 @@ def test_a_lost_block_is_asked_again_at_the_same_offset_then_pause_and_resume():
     (r,) = start_download(c, until=320)
     assert r.command.file_offset == 320
     now = 0.0
-    for i in range(2):                  # lost: asked again at the same offset, never from 0
+    for _ in range(2):                  # lost: asked again at the same offset, never from 0
         now += 3.0
         c.timer(now - 0.001)
         assert sent(c) == []
@@ -974,7 +1000,7 @@ def test_upgrade_end_wait_forever_waits_and_re_asks_every_recheck():
 
 
 def test_out_of_band_policy_refuses_the_server_time():
-    c, _, now = downloaded_client(activation_policy=1, end_retry_s=600.0, end_max_tries=3)
+    c, _, now = downloaded_client(activation_policy=OUT_OF_BAND_ONLY, end_retry_s=600.0, end_max_tries=3)
     end_response(c, now, 0, 0, tsn=0x5A)
     (f,) = sent(c)
     assert f.header.tsn == 0x5A
@@ -986,12 +1012,12 @@ def test_out_of_band_policy_refuses_the_server_time():
         c.timer(now + k * 600.0)
     assert sent(c) == [] and not of_type(c.pop_events(), oc.Activate)
     # 0xFFFFFFFF: waiting anyway, no refusal needed
-    c, _, now = downloaded_client(activation_policy=1)
+    c, _, now = downloaded_client(activation_policy=OUT_OF_BAND_ONLY)
     end_response(c, now, 800_000_000, zcl.UPGRADE_TIME_WAIT)
     assert sent(c) == [] and of_type(c.pop_events(), oc.WaitingForActivation)
 
 
-@pytest.mark.parametrize("timeout_policy", [0, 1])
+@pytest.mark.parametrize("timeout_policy", [APPLY_AFTER_TIMEOUT, DO_NOT_APPLY])
 def test_unanswered_upgrade_end_requests_then_the_timeout_policy(timeout_policy):
     c, _, now = downloaded_client(end_retry_s=600.0, end_max_tries=4, timeout_policy=timeout_policy)
     t0 = now
@@ -1001,7 +1027,7 @@ def test_unanswered_upgrade_end_requests_then_the_timeout_policy(timeout_policy)
         requests += len(sent(c))
     assert requests == 4
     events = c.pop_events()
-    if timeout_policy == 0:
+    if timeout_policy is APPLY_AFTER_TIMEOUT:
         assert of_type(events, oc.Activate) and c.status == ImageUpgradeStatus.WAITING_TO_UPGRADE
     else:
         assert not of_type(events, oc.Activate) and of_type(events, oc.WaitingForActivation)
@@ -1141,6 +1167,17 @@ def test_read_attributes_answers_with_the_client_state():
     assert got[AttributeId.FILE_OFFSET] == len(NEW)
     assert got[AttributeId.IMAGE_UPGRADE_STATUS] == ImageUpgradeStatus.DOWNLOAD_COMPLETE
     assert got[AttributeId.DOWNLOADED_FILE_VERSION] == ID[2]
+
+
+def test_policies_are_the_zcl_enums_and_read_as_their_values():
+    c, _ = fresh(activation_policy=1, timeout_policy=1)     # the attribute values are accepted
+    assert c.config.activation_policy is OUT_OF_BAND_ONLY and c.config.timeout_policy is DO_NOT_APPLY
+    attrs = c.attributes()
+    assert attrs[AttributeId.UPGRADE_ACTIVATION_POLICY] == (zcl.DataType.ENUM8, 1)
+    assert attrs[AttributeId.UPGRADE_TIMEOUT_POLICY] == (zcl.DataType.ENUM8, 1)
+    for reserved in (dict(activation_policy=2), dict(timeout_policy=7)):
+        with pytest.raises(ValueError):
+            config(**reserved)
 
 
 # -- power cuts
