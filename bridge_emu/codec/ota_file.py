@@ -117,8 +117,16 @@ def _offsets(fmt: Struct) -> dict[str, tuple[int, int]]:
     return out
 
 
-_FIXED_FIELDS = _offsets(OTA_FIXED_HEADER)          # name -> (offset, size)
+FIXED_FIELDS = _offsets(OTA_FIXED_HEADER)           # name -> (offset, size)
 _TRAILER_FIELDS = _offsets(GBCS_TRAILER)
+
+
+def fixed_field(prefix: bytes, name: str) -> int:
+    """One field of the fixed header read from a file's first bytes (enough of
+    them to hold it), without parsing the rest: what a client needs while the
+    header is still arriving block by block."""
+    offset, size = FIXED_FIELDS[name]
+    return int.from_bytes(prefix[offset:offset + size], "little")
 
 
 def header_size(field_control: int) -> int:
@@ -248,7 +256,7 @@ class OtaHeader:
         """The header bytes, for a body of body_size bytes."""
         fc = self.effective_field_control()
         size = header_size(fc) + len(self.extra)
-        values = {name: getattr(self, name) for name in _FIXED_FIELDS if name != "magic"}
+        values = {name: getattr(self, name) for name in FIXED_FIELDS if name != "magic"}
         values.update({name: getattr(self, name) for name, _, _ in OPTIONAL_FIELDS})
         values.update(
             field_control=fc,
@@ -376,7 +384,7 @@ class OtaFile:
 
     def layout(self) -> OtaLayout:
         fields, pos = {}, 0
-        for name, (offset, size) in _FIXED_FIELDS.items():
+        for name, (offset, size) in FIXED_FIELDS.items():
             fields[name] = Span(offset, size)
             pos = offset + size
         fc = self.header.effective_field_control()
@@ -524,7 +532,7 @@ class _Reader:
         """The file, the input offset of its magic and the input offset where it ends."""
         data = self.data
         start = self.find_magic()
-        at = {name: start + off for name, (off, _) in _FIXED_FIELDS.items()}
+        at = {name: start + off for name, (off, _) in FIXED_FIELDS.items()}
         if len(data) - start < FIXED_HEADER_SIZE:
             raise OtaFileError(len(data), f"file ends {len(data) - start} bytes into the "
                                           f"{FIXED_HEADER_SIZE}-byte header", "header_truncated")

@@ -128,24 +128,11 @@ def max_data_size_for(max_payload: int) -> int:
     return max(1, min(255, max_payload - 3 - 13 - 1))
 
 
-# -- the fixed OTA header, read from a file's first bytes. ota_file parses whole
-# headers; the client needs single fields from a prefix as blocks arrive, so it
-# locates them in the codec's own layout (OTA_FIXED_HEADER) and reads them here.
+# -- the fixed OTA header, read field by field from a file's first bytes as
+# blocks arrive (ota_file owns the layout).
 
-def _field_spans(layout) -> dict[str, slice]:
-    spans, pos = {}, 0
-    for field in layout.subcons:
-        spans[field.name] = slice(pos, pos + field.sizeof())
-        pos += field.sizeof()
-    return spans
-
-
-_HEADER_FIELDS = _field_spans(ota_file.OTA_FIXED_HEADER)
-_LENGTH_KNOWN_AT = _HEADER_FIELDS["header_length"].stop      # bytes that give magic and header_length
-
-
-def _header_field(prefix: bytes, name: str) -> int:
-    return int.from_bytes(prefix[_HEADER_FIELDS[name]], "little")
+_LENGTH_KNOWN_AT = sum(ota_file.FIXED_FIELDS["header_length"])    # bytes that give magic and header_length
+_header_field = ota_file.fixed_field
 
 
 def _header_length(prefix: bytes) -> int | None:
