@@ -76,8 +76,8 @@ def _int(text: str) -> int:
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    from bridge_emu.tools.imagetool import BuildSpec, build
     from bridge_emu.keys import load_private_key
+    from bridge_emu.tools.imagetool import BuildSpec, build
 
     hw = None
     if args.hw_min is not None or args.hw_max is not None:
@@ -98,10 +98,11 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
 
 def _cmd_image_info(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_info
-    from bridge_emu.tools.imagetool import image_files, inspect
     from bridge_emu.keys import load_public_key
+    from bridge_emu.tools.imagetool import image_files, inspect
 
-    supplier = load_public_key(args.supplier_cert or args.supplier_key) if (args.supplier_cert or args.supplier_key) else None
+    supplier_source = args.supplier_cert or args.supplier_key
+    supplier = load_public_key(supplier_source) if supplier_source else None
     manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
     files = image_files(args.files)
     reports, status = [], 0
@@ -128,8 +129,8 @@ def _cmd_image_info(args: argparse.Namespace) -> int:
 
 def _cmd_image_verify(args: argparse.Namespace) -> int:
     from bridge_emu.codec.ota_file import OtaFileError
-    from bridge_emu.tools.imagetool import verify
     from bridge_emu.keys import load_public_key
+    from bridge_emu.tools.imagetool import verify
 
     supplier = load_public_key(args.supplier_cert or args.supplier_key)
     manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
@@ -204,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--payload-size", type=_int, help="emulated firmware payload bytes")
     b.add_argument("--build-id", default="", help="up to 16 ASCII characters")
     for switch in BEHAVIOUR_BITS:
-        b.add_argument(f"--{switch.replace('_', '-')}", action="store_true", help="behaviour switch of the emulated firmware")
+        b.add_argument(f"--{switch.replace('_', '-')}", action="store_true",
+                       help="behaviour switch of the emulated firmware")
     b.add_argument("-o", "--out", default=".", help="output directory (file named MMMM-TTTT-VVVVVVVV-hash.zigbee)")
     b.set_defaults(func=_cmd_image_build)
 

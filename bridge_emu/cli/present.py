@@ -44,7 +44,8 @@ def print_info(r: dict) -> None:
     for k, v in h.items():
         if v is None:
             continue
-        t.add_row(k, f"0x{v:X} ({v})" if isinstance(v, int) and k not in ("header_length", "total_image_size") else str(v))
+        as_hex = isinstance(v, int) and k not in ("header_length", "total_image_size")
+        t.add_row(k, f"0x{v:X} ({v})" if as_hex else str(v))
     con.print(t)
     con.print(f"file {r['size']} bytes, sha256 {r['sha256']}, body: {r['body_kind']}")
     if "gbcs" in r:
@@ -87,7 +88,7 @@ def run_with_progress(session, limit_s: float, con: Console) -> bool:
             for s in r.slots:
                 done, size = r.progress(s)
                 b = s.bridge
-                info = f"t={r.net.scheduler.time:7.0f}s  {str(b.phase):8s} {b.record.outcome}"
+                info = f"t={r.net.scheduler.time:7.0f}s  {b.phase.value:8s} {b.record.outcome}"
                 progress.update(tasks[(r.spec.name, s.spec.name)], completed=done, total=max(size, 1), info=info)
 
         return session.run(limit_s, on_slice=update)

@@ -1,10 +1,15 @@
 """One emulated Alt HAN bridge: its boot core, its OTA client, the GBCS
 firmware flow and the behaviour of the firmware it runs.
 
-A Bridge is a sans-I/O machine (bridge_emu.net.transport.Machine): frames and
-time in, frames and a deadline out, so it runs on the simulated network or on
-a real transport alike. Its persistent state is its flash (a Device); its RAM
-state is rebuilt at every power-on, as a real bridge's is.
+A Bridge is a sans-I/O machine (the Machine protocol of bridge_emu.net.transport):
+frames and time in, frames and a deadline out, so it runs on the simulated
+network or on a real transport alike. Its persistent state is its flash (a
+Device); its RAM state is rebuilt at every power-on, as a real bridge's is.
+
+Its phases and every move between them: bridge_states (the table). Its timers
+and the records of its event log: bridge_events. What a booted image does
+(crash, fail its self test, never rejoin): behaviours. The checks on the
+downloaded image: gbcs_flow.
 
 The GBCS flow (docs/gbcs-firmware.md):
   download complete -> verify in C -> alert 0x8F72 (with the manufacturer
@@ -24,50 +29,25 @@ import pathlib
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import gbcs
-from bridge_emu.core.device import Device
-from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
 from bridge_emu.codec.firmware import FirmwareManifest, file_version, manifest_from_image
-from bridge_emu.ota import client as ota
-from bridge_emu.core.ota_verify import verify_ota_in_flash
+from bridge_emu.core.device import Device
+from bridge_emu.emulator import bridge_events as logged
+from bridge_emu.emulator.behaviours import BridgeConfig, firmware_timers
+from bridge_emu.emulator.bridge_events import Timer
+from bridge_emu.emulator.bridge_states import TRANSITIONS, Phase
+from bridge_emu.emulator.gbcs_flow import activation_refusal, held_image_hash, verify_slot
 from bridge_emu.emulator.profiles import BridgeProfile
+from bridge_emu.emulator.store import DeviceStore
+from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
+from bridge_emu.ota import client as ota
 
+__all__ = ["Bridge", "BridgeConfig", "DeviceStore", "Phase", "Timer", "UpdateRecord"]
 
+# For the per-frame checks only: on Python 3.11 reading Phase.RUNNING costs
+# ~0.1 us (the enum metaclass), a module global a third of that.
+_RUNNING = Phase.RUNNING
 
-@dataclass
-class BridgeConfig:
-    """Timing of the emulated firmware (assumptions, all configurable)."""
-    boot_overhead_s: float = 0.4        # bootloader + firmware start, besides flash work
-    rejoin_s: float = 3.0               # to rejoin the HAN and become a router again
-    self_test_s: float = 1.0            # a failing self-test resets the bridge after this
-    crash_after_s: float = 0.2          # firmware that crashes at boot dies this soon
-    watchdog_s: float = 8.0             # a hung or crashed firmware is reset after this
-    prove_timeout_s: float = 60.0       # new firmware must reach the hub within this
-    off_after_cut_s: float = 2.0        # a power cut keeps the bridge off this long
-    query_interval_s: float = 300.0
-    utc0: int = 0                       # ZigBee UTC seconds at simulation time 0
-
-
-class DeviceStore:
-    """The OTA client's DownloadStore over the boot core's download slot."""
-
-    def __init__(self, device: Device):
-        self.device = device
-
-    def begin(self, size: int, image_offset: int) -> None:
-        self.device.begin_download(size, image_offset)
-
-    def write(self, offset: int, data: bytes) -> None:
-        self.device.write_download(offset, data)
-
-    def read(self, offset: int, n: int) -> bytes:
-        return self.device.read_download(offset, n)
-
-    def held(self) -> tuple[int, int] | None:
-        size = self.device.download_size
-        return None if size is None else (size, self.device.resume_offset())
-
-    def discard(self) -> None:
-        self.device.discard_download()
+ACTIVATION_REBOOT_DELAY_S = 0.05   # after a CS06 SUCCESS: the response leaves before the reset
 
 
 @dataclass
@@ -86,7 +66,11 @@ class UpdateRecord:
 
 
 class Bridge:
-    """An Alt HAN bridge: Machine for the Driver; power_on() starts it."""
+    """An Alt HAN bridge: Machine for the Driver; power_on() starts it.
+
+    `phase` (a bridge_states.Phase) only changes through TRANSITIONS; the OTA
+    client exists exactly while the phase is RUNNING.
+    """
 
     def __init__(self, name: str, profile: BridgeProfile, device: Device, *, supplier_key,
                  hub: int = 0x0000, config: BridgeConfig | None = None, max_payload: int = 82,
@@ -104,19 +88,38 @@ class Bridge:
         self.record = UpdateRecord(erases_before=device.flash.stats["erases"])
         self.on_network_change = None      # fn(bool): the runner takes the node off the air
         self.on_fast_poll = None           # fn(bool): a sleepy bridge polls fast while replies are due
-        self._fast = False
+        self._fast = False                 # what on_fast_poll was last told
         self.manifest: FirmwareManifest | None = None
         self.client: ota.OtaClient | None = None
-        self.phase = "off"                 # off, booting, joining, running, dead
-        self.confirmed = False
+        self.phase = Phase.OFF
+        self.confirmed = False             # the running image is confirmed (PROVE_TIMEOUT is armed until then)
         self._outgoing: list[tuple[int, int, bytes]] = []
-        self._timers: dict[str, float] = {}
-        self._pending_alerts: list[gbcs.AlertMessage] = []
-        self._held_hash: bytes | None = None
+        self._timers: dict[Timer, float] = {}
+        self._on_timer = {
+            Timer.POWER_ON: self._power_back,
+            Timer.RESTART: self._out_of_reset,
+            Timer.CRASH: self._firmware_crashed,
+            Timer.WATCHDOG: self._watchdog,
+            Timer.SELF_TEST_FAILED: self._self_test_failed,
+            Timer.PROVE_TIMEOUT: self._prove_timeout,
+            Timer.JOINED: self._joined,
+            Timer.ACTIVATE: self._future_activation_due,
+            Timer.REBOOT_FOR_ACTIVATION: self._reboot_to_activate,
+        }
+        self._on_client_event = {
+            ota.QueryAnswered: self._query_answered,
+            ota.DownloadStarted: self._download_started,
+            ota.DownloadComplete: self._download_complete,
+            ota.DownloadFailed: self._download_failed,
+            ota.WaitingForActivation: self._waiting_for_activation,
+            ota.UpgradeScheduled: self._upgrade_scheduled,
+            ota.Activate: self._activate_now,
+        }
+        self._pending_alerts: list[gbcs.AlertMessage] = []   # raised off the network, sent on joining
+        self._held_hash: bytes | None = None     # of the verified download, for the self-activating route
+        self._future_hash: bytes | None = None   # named by a future-dated CS06
         self._gbcs_seq = 0
         self._boots = 0
-        self._future_hash: bytes | None = None
-        self._warm = False                 # the next power_on is a reset: the chip kept its power
 
     # ------------------------------------------------------------ Machine
 
@@ -129,14 +132,14 @@ class Bridge:
 
     def next_deadline(self) -> float | None:
         times = list(self._timers.values())
-        if self.client is not None and self.phase == "running":
+        if self.phase is _RUNNING:
             d = self.client.next_deadline()
             if d is not None:
                 times.append(d)
         return min(times) if times else None
 
     def receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
-        if self.phase != "running":
+        if self.phase is not _RUNNING:
             return  # not on the network: frames are lost
         self._guard(now, self._receive, src, cluster, payload, now)
 
@@ -156,10 +159,14 @@ class Bridge:
         """Arm a cut at the n-th flash operation from now (it surfaces as PowerCut)."""
         self.device.flash.arm_cut(n, tear, seed)
 
+    def _move(self, trigger: str) -> None:
+        self.phase = TRANSITIONS.go(self.phase, trigger)
+
     def _guard(self, now: float, fn, *args) -> None:
+        """Run one input; a power cut inside any flash operation it makes ends in _down."""
         try:
             fn(*args)
-            if self.client is not None and self.phase == "running":
+            if self.phase is _RUNNING:
                 self._client_events(now)
             fast = self.client is not None and self.client.expecting
             if fast != self._fast and self.on_fast_poll is not None:
@@ -169,11 +176,10 @@ class Bridge:
             self._down(now, "power cut during a flash operation")
 
     def _down(self, now: float, why: str) -> None:
-        self._log(now, "power_lost", reason=why)
-        self._warm = False
-        self.phase = "off"
+        self._log(now, logged.PowerLost(why))
+        self._move("power_lost")
         self.client = None
-        self._timers = {"power_on": now + self.cfg.off_after_cut_s}
+        self._timers = {Timer.POWER_ON: now + self.cfg.off_after_cut_s}
         self._outgoing = []
         self._network(False)
         self.record.reboots.append((now, None))
@@ -182,103 +188,100 @@ class Bridge:
         if self.on_network_change is not None:
             self.on_network_change(up)
 
-    def _power_on(self, now: float) -> None:
-        if self._warm:
+    def _power_on(self, now: float, warm: bool = False) -> None:
+        """Boot: cold after power came (back), warm out of a reset."""
+        self._move("restart" if warm else "power_on")
+        self._timers = {}
+        if warm:
             self.device.reopen()  # a reset: RAM is gone, the flash chip (and an armed cut) stays
         else:
             self.device.power_cycle()
-        self._warm = False
         self._boots += 1
-        self.phase = "booting"
         self.confirmed = False
         self._network(False)
         try:
             res = self.device.boot()
         except NoBootableImage as e:
-            self.phase = "dead"
-            self._log(now, "no_bootable_image", error=str(e))
+            self._move("no_bootable_image")
+            self._log(now, logged.NothingToBoot(str(e)))
             self.record.outcome = "bricked"
             return
+        self._move("booted")
         self.confirmed = res.confirmed
         image = self.device.running_image()
         before = self.manifest.version if self.manifest else None
         self.manifest = manifest_from_image(image)
+        version = str(self.manifest.version)
         if not self.record.version_before:
-            self.record.version_before = str(self.manifest.version)
-        self.record.version_after = str(self.manifest.version)
-        self._log(now, "boot", version=str(self.manifest.version), confirmed=res.confirmed,
-                  actions=list(res.actions), refused=res.refused, flash_busy_ms=res.busy_us / 1000)
+            self.record.version_before = version
+        self.record.version_after = version
+        self._log(now, logged.Boot(version, res.confirmed, list(res.actions), res.refused, res.busy_us / 1000))
         if res.refused:
             self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_FAILED_AT_POWER_ON, res.refused.encode())
         if "installed" in res.actions or "reverted" in res.actions or (before and before != self.manifest.version):
-            v = file_version(str(self.manifest.version)).to_bytes(4, "little")
-            self._alert(now, gbcs.Alert.FIRMWARE_VERSION_CHANGED, v)
+            self._alert(now, gbcs.Alert.FIRMWARE_VERSION_CHANGED, file_version(version).to_bytes(4, "little"))
             if "reverted" in res.actions:
                 self.record.outcome = "rolled back"
-        if (res.confirmed and self.record.outcome == "no update"
-                and str(self.manifest.version) != self.record.version_before):
+        if res.confirmed and self.record.outcome == "no update" and version != self.record.version_before:
             # the new image's confirmation reached the flash, but power went before
             # the firmware saw it (a cut inside confirm): it runs confirmed now
-            self._log(now, "confirmed", version=str(self.manifest.version))
+            self._log(now, logged.Confirmed(version))
             self.record.outcome = "upgraded"
         ready = now + self.cfg.boot_overhead_s + res.busy_us / 1e6
-        m = self.manifest
-        self._timers = {}
-        if m.crashes_at_boot:
-            self._timers["crash"] = ready + self.cfg.crash_after_s
-        elif m.fails_self_test and not res.confirmed:
-            self._timers["self_test_failed"] = ready + self.cfg.self_test_s
-        if not m.never_rejoins and not m.crashes_at_boot:
-            self._timers["joined"] = ready + self.cfg.rejoin_s
-        if not res.confirmed:
-            self._timers["prove_timeout"] = now + self.cfg.prove_timeout_s
+        self._timers = firmware_timers(self.manifest, res.confirmed, now, ready, self.cfg)
 
-    def _reset(self, now: float, why: str) -> None:
-        """A deliberate or watchdog reset: no flash operation is interrupted."""
-        self._log(now, "reset", reason=why)
-        self._warm = True
-        self.phase = "off"
+    def _reset(self, now: float, trigger: str, why: str) -> None:
+        """A deliberate or watchdog reset: no flash operation is interrupted, and
+        the bridge boots again at once (warm)."""
+        self._log(now, logged.Reset(why))
+        self._move(trigger)
         self.client = None
         self._network(False)
         self.record.reboots.append((now, None))
-        self._timers = {"power_on": now}
+        self._timers = {Timer.RESTART: now}
 
     # ------------------------------------------------------------ timers
 
     def _timer(self, now: float) -> None:
-        due = sorted((t, name) for name, t in self._timers.items() if t <= now)
-        for _, name in due:
-            self._timers.pop(name, None)
-            getattr(self, "_t_" + name)(now)
-        if self.client is not None and self.phase == "running":
+        due = sorted((at, timer) for timer, at in self._timers.items() if at <= now)
+        for at, timer in due:
+            if self._timers.get(timer) != at:
+                continue  # cleared or re-armed by an earlier timer of this batch (a reset clears all)
+            del self._timers[timer]
+            self._on_timer[timer](now)
+        if self.phase is _RUNNING:
             self.client.timer(now)
 
-    def _t_power_on(self, now: float) -> None:
+    def _power_back(self, now: float) -> None:
         self._power_on(now)
 
-    def _t_crash(self, now: float) -> None:
-        self._log(now, "firmware_crashed")
-        self._timers = {"watchdog": now + self.cfg.watchdog_s}
+    def _out_of_reset(self, now: float) -> None:
+        self._power_on(now, True)   # positional: bench/bench_ota.py wraps _power_on
 
-    def _t_watchdog(self, now: float) -> None:
-        self._reset(now, "watchdog")
+    def _firmware_crashed(self, now: float) -> None:
+        self._log(now, logged.FirmwareCrashed())
+        self._move("crash")
+        self._timers = {Timer.WATCHDOG: now + self.cfg.watchdog_s}
 
-    def _t_self_test_failed(self, now: float) -> None:
-        self._log(now, "self_test_failed")
-        self._reset(now, "self-test failed")
+    def _watchdog(self, now: float) -> None:
+        self._reset(now, "watchdog", "watchdog")
 
-    def _t_prove_timeout(self, now: float) -> None:
-        if not self.confirmed:
-            self._log(now, "prove_timeout")
-            self._reset(now, "new firmware did not reach the hub in time (watchdog)")
+    def _self_test_failed(self, now: float) -> None:
+        self._log(now, logged.SelfTestFailed())
+        self._reset(now, "self_test_failed", "self-test failed")
 
-    def _t_joined(self, now: float) -> None:
-        self.phase = "running"
+    def _prove_timeout(self, now: float) -> None:
+        # armed only while the image is unconfirmed (the hub's answer disarms it)
+        self._log(now, logged.ProveTimeout())
+        self._reset(now, "prove_timeout", "new firmware did not reach the hub in time (watchdog)")
+
+    def _joined(self, now: float) -> None:
+        self._move("joined")
         self._network(True)
         for i, (down, up) in enumerate(self.record.reboots):
             if up is None:
                 self.record.reboots[i] = (down, now)
-        self._log(now, "joined")
+        self._log(now, logged.Joined())
         c = self.cfg
         self.client = ota.OtaClient(ota.ClientConfig(
             manufacturer=self.profile.manufacturer, image_type=self.profile.image_type,
@@ -292,10 +295,13 @@ class Bridge:
             self._send_gbcs(a)
         self._pending_alerts = []
 
-    def _t_activate(self, now: float) -> None:
-        """A future-dated CS06 comes due."""
+    def _future_activation_due(self, now: float) -> None:
+        """A future-dated CS06 comes due: activate, and tell the hub how it went."""
         outcome = self._activate(now, self._future_hash, reboot=True)
         self._alert(now, gbcs.Alert.FUTURE_DATED_OUTCOME, bytes([outcome]))
+
+    def _reboot_to_activate(self, now: float) -> None:
+        self._reset(now, "activation_reboot", "activating new firmware")
 
     # ------------------------------------------------------------ frames
 
@@ -306,113 +312,106 @@ class Bridge:
             try:
                 msg = gbcs.decode(payload)
             except gbcs.GbcsError as e:
-                self._log(now, "gbcs_malformed", error=str(e))
+                self._log(now, logged.GbcsMalformed(str(e)))
                 return
             if isinstance(msg, gbcs.ActivateFirmware):
                 self._cs06(msg, now)
             return
-        if self.client is not None:
-            self.client.receive(src, cluster, payload, now)
+        self.client.receive(src, cluster, payload, now)
+
+    # ------------------------------------------------------------ OTA client events
 
     def _client_events(self, now: float) -> None:
         for ev in self.client.pop_events():
-            if isinstance(ev, ota.QueryAnswered):
-                if not self.confirmed:
-                    self.device.confirm()
-                    self.confirmed = True
-                    self._timers.pop("prove_timeout", None)
-                    self._log(now, "confirmed", version=str(self.manifest.version))
-                    if self.record.outcome != "rolled back":
-                        self.record.outcome = "upgraded"
-            elif isinstance(ev, ota.DownloadStarted):
-                if self.record.download_started is None:
-                    self.record.download_started = now
-                if ev.offset:
-                    self.record.resumed_from.append(ev.offset)
-                self._log(now, "download_started", version=f"{ev.image.file_version:08x}", size=ev.size,
-                          offset=ev.offset)
-            elif isinstance(ev, ota.DownloadComplete):
-                self.record.download_done = now
-                self.record.download_bytes = ev.size
-                self._verify(ev, now)
-            elif isinstance(ev, ota.DownloadFailed):
-                self._log(now, "download_failed", reason=ev.reason)
-            elif isinstance(ev, ota.WaitingForActivation):
-                self._log(now, "waiting_for_activation")
-            elif isinstance(ev, ota.UpgradeScheduled):
-                self._log(now, "upgrade_scheduled", at=ev.at)
-            elif isinstance(ev, ota.Activate):
-                self._activate(now, self._held_hash, reboot=True)
+            if self.phase is not _RUNNING:
+                break  # a handler reset the bridge: the client whose events these were is gone
+            handler = self._on_client_event.get(type(ev))
+            if handler is not None:
+                handler(ev, now)
+
+    def _query_answered(self, ev: ota.QueryAnswered, now: float) -> None:
+        """The hub answered: a new image has proved itself and confirms."""
+        if self.confirmed:
+            return
+        self.device.confirm()
+        self.confirmed = True
+        self._timers.pop(Timer.PROVE_TIMEOUT, None)
+        self._log(now, logged.Confirmed(str(self.manifest.version)))
+        if self.record.outcome != "rolled back":
+            self.record.outcome = "upgraded"
+
+    def _download_started(self, ev: ota.DownloadStarted, now: float) -> None:
+        if self.record.download_started is None:
+            self.record.download_started = now
+        if ev.offset:
+            self.record.resumed_from.append(ev.offset)
+        self._log(now, logged.DownloadStarted(f"{ev.image.file_version:08x}", ev.size, ev.offset))
+
+    def _download_complete(self, ev: ota.DownloadComplete, now: float) -> None:
+        self.record.download_done = now
+        self.record.download_bytes = ev.size
+        self._verify(ev, now)
+
+    def _download_failed(self, ev: ota.DownloadFailed, now: float) -> None:
+        self._log(now, logged.DownloadFailed(ev.reason))
+
+    def _waiting_for_activation(self, ev: ota.WaitingForActivation, now: float) -> None:
+        self._log(now, logged.WaitingForActivation())
+
+    def _upgrade_scheduled(self, ev: ota.UpgradeScheduled, now: float) -> None:
+        self._log(now, logged.UpgradeScheduled(ev.at))
+
+    def _activate_now(self, ev: ota.Activate, now: float) -> None:
+        """The self-activating route: the Upgrade End Response's upgrade time came."""
+        self._activate(now, self._held_hash, reboot=True)
 
     def _verify(self, ev: ota.DownloadComplete, now: float) -> None:
         """What the bridge checks before it reports Firmware Verification Successful."""
         try:
-            addr = self.device.download_addr()
-            r = verify_ota_in_flash(self.device.flash, addr, ev.size, manufacturer=self.profile.manufacturer,
-                                    image_type=self.profile.image_type, hw_version=self.profile.hw_version,
-                                    body="gbcs", supplier_key=self.supplier_key)
+            image_hash = verify_slot(self.device, self.profile, self.supplier_key, ev.size)
         except ImageError as e:
-            self._log(now, "verification_failed", error=e.name)
+            self._log(now, logged.VerificationFailed(e.name))
             self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_FAILED, e.name.encode())
             self._held_hash = None
             self.client.verified(False, now)
             return
-        self._held_hash = r.manufacturer_image_hash
-        self._log(now, "verified", hash=r.manufacturer_image_hash.hex())
-        self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL, r.manufacturer_image_hash)
+        self._held_hash = image_hash
+        self._log(now, logged.Verified(image_hash.hex()))
+        self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL, image_hash)
         self.client.verified(True, now)
-
 
     # ------------------------------------------------------------ activation
 
-    def _held_image_hash(self) -> bytes | None:
-        """Hash the image the slot holds, now (GBCS: 'hash it, compare')."""
-        held = DeviceStore(self.device).held()
-        if held is None:
-            return None  # (a partial download fails the verification below)
-        try:
-            r = verify_ota_in_flash(self.device.flash, self.device.download_addr(), held[0],
-                                    manufacturer=self.profile.manufacturer, image_type=self.profile.image_type,
-                                    hw_version=self.profile.hw_version, body="gbcs",
-                                    supplier_key=self.supplier_key)
-        except ImageError:
-            return None
-        return r.manufacturer_image_hash
-
     def _cs06(self, cmd: gbcs.ActivateFirmware, now: float) -> None:
         utc_now = self.cfg.utc0 + int(now)
-        self._log(now, "cs06", hash=cmd.image_hash.hex(), execution_time=cmd.execution_time)
+        self._log(now, logged.Cs06Received(cmd.image_hash.hex(), cmd.execution_time))
         if cmd.execution_time and cmd.execution_time > utc_now:
             self._future_hash = cmd.image_hash
-            self._timers["activate"] = now + (cmd.execution_time - utc_now)
+            self._timers[Timer.ACTIVATE] = now + (cmd.execution_time - utc_now)
             self._respond(cmd, gbcs.Outcome.ACCEPTED)
             return
         outcome = self._activate(now, cmd.image_hash, reboot=False)
         self._respond(cmd, outcome)
         if outcome == gbcs.Outcome.SUCCESS:
-            self._timers["reboot_for_activation"] = now + 0.05  # the response leaves first
-
-    def _t_reboot_for_activation(self, now: float) -> None:
-        self._reset(now, "activating new firmware")
+            self._timers[Timer.REBOOT_FOR_ACTIVATION] = now + ACTIVATION_REBOOT_DELAY_S
 
     def _activate(self, now: float, image_hash: bytes | None, *, reboot: bool) -> int:
-        held = self._held_image_hash()
-        if held is None:
-            outcome = gbcs.Outcome.NO_IMAGE_HELD
-        elif image_hash is not None and image_hash != held:
-            outcome = gbcs.Outcome.HASH_MISMATCH
-        else:
+        """Mark the held image pending if it is the one asked for; reboot into it
+        now, or leave that to the caller (a CS06 response must leave first)."""
+        held = held_image_hash(self.device, self.profile, self.supplier_key)
+        outcome = activation_refusal(held, image_hash)
+        if outcome is None:
             try:
                 self.device.mark_pending(permanent=False)
                 outcome = gbcs.Outcome.SUCCESS
             except ImageError as e:
-                self._log(now, "activation_refused", error=e.name)
+                self._log(now, logged.ActivationRefused(e.name))
                 if self.client is not None:
                     self.client.abandon(f"activation refused: {e.name}", now)
                 outcome = gbcs.Outcome.ACTIVATION_FAILURE
-        self._log(now, "activation", outcome=gbcs.Outcome(outcome).name)
+        self._log(now, logged.Activation(gbcs.Outcome(outcome).name))
         if outcome == gbcs.Outcome.SUCCESS and reboot:
-            self._reset(now, "activating new firmware")
+            self._reset(now, "activation_reboot", "activating new firmware")
         return outcome
 
     def _respond(self, cmd: gbcs.ActivateFirmware, outcome: int) -> None:
@@ -426,8 +425,8 @@ class Bridge:
         msg = gbcs.AlertMessage(int(code), self.cfg.utc0 + int(now), data, self._gbcs_seq)
         name = f"0x{int(code):04X}"
         self.record.alerts.append(name)
-        self._log(now, "alert", code=name, data=data.hex())
-        if self.phase == "running":
+        self._log(now, logged.AlertRaised(name, data.hex()))
+        if self.phase is Phase.RUNNING:
             self._send_gbcs(msg)
         else:
             self._pending_alerts.append(msg)  # sent once the bridge is back on the network
@@ -435,8 +434,8 @@ class Bridge:
     def _send_gbcs(self, msg) -> None:
         self._outgoing.append((self.hub, gbcs.GBCS_CLUSTER, gbcs.encode(msg)))
 
-    def _log(self, now: float, event: str, **fields) -> None:
-        entry = {"t": round(now, 6), "bridge": self.name, "event": event, **fields}
+    def _log(self, now: float, record: logged.Record) -> None:
+        entry = {"t": round(now, 6), "bridge": self.name, "event": record.kind, **vars(record)}
         self.events.append(entry)
         if self.log_path is not None:
             with open(self.log_path, "a") as f:

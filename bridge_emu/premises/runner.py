@@ -6,7 +6,7 @@ import pathlib
 from dataclasses import dataclass
 
 from bridge_emu.core.device import Device
-from bridge_emu.emulator.bridge import Bridge, BridgeConfig
+from bridge_emu.emulator.bridge import Bridge, BridgeConfig, Phase
 from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.hub import HUB, Hub
 from bridge_emu.emulator.profiles import profile
@@ -102,9 +102,9 @@ class PremisesRun:
 
     def settled(self, s: BridgeSlot) -> bool:
         b = s.bridge
-        if b.phase == "dead":
+        if b.phase is Phase.DEAD:
             return True
-        if b.phase != "running" or not b.confirmed or b.client is None:
+        if b.phase is not Phase.RUNNING or not b.confirmed:
             return False
         if b.client.status != 0:
             return False

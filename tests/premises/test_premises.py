@@ -19,16 +19,22 @@ from bridge_emu.codec import ota_file as ota
 from bridge_emu.codec.zcl import Status
 from bridge_emu.core.device import Device
 from bridge_emu.emulator.hub import HUB
+from bridge_emu.emulator.profiles import ProfileError, profile
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.report import bridge_rows
 from bridge_emu.premises.runner import PremisesRun
-from bridge_emu.premises.schema import (BridgeSpec, PremisesError, PremisesSpec, builtin_premises, load_premises,
-                                        parse_premises)
-from bridge_emu.emulator.profiles import ProfileError, profile
+from bridge_emu.premises.schema import (
+    BridgeSpec,
+    PremisesError,
+    PremisesSpec,
+    builtin_premises,
+    load_premises,
+    parse_premises,
+)
+from support.paths import IMAGES
 
 pytestmark = pytest.mark.native
 
-from support.paths import IMAGES
 LIMIT_S = 4 * 3600.0
 REMOTE_LINK = {"latency_ms": 20, "jitter_ms": 5, "loss": 0.01, "throughput_kbps": 100, "payload_limit": 82}
 
@@ -255,7 +261,8 @@ def to_activation(images, bridge_type: str):
     run = PremisesRun(spec, images)
     b = run.slots[0].bridge
     run.start()
-    took = lambda: bool(b.events) and b.events[-1]["event"] == "activation" and b.events[-1]["outcome"] == "SUCCESS"
+    def took():
+        return bool(b.events) and b.events[-1]["event"] == "activation" and b.events[-1]["outcome"] == "SUCCESS"
     assert run.net.scheduler.run(took, limit=LIMIT_S)
     return run, b
 
