@@ -20,10 +20,11 @@ import time
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.core.host_crypto import make_trust
+from bridge_emu.core.image_check import flash_holding
 from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.keys import generate_key
 from bridge_emu.tools import signing
-from bridge_emu.tools.imagetool import BuildSpec, _flash_holding, build
+from bridge_emu.tools.imagetool import BuildSpec, build
 
 FILE_SIZE = 512 * 1024
 REPEAT = 20
@@ -50,7 +51,7 @@ def _best(fn, n: int = REPEAT) -> float:
 def verify_speed(mkey, skey) -> dict:
     data = _file_of_size(mkey, skey, FILE_SIZE)
     header = ota.read_strict(data, ota.BodyKind.GBCS).header
-    flash = _flash_holding(data)
+    flash = flash_holding(data)
     trust = make_trust([mkey.public_key()])
     info = ffi.new("be_image_info_t *")
     spub, mpub = skey.public_key(), mkey.public_key()
