@@ -45,9 +45,6 @@ class Transitions(Mapping):
         self.taken[(state, trigger)] += 1
         return nxt
 
-    def allows(self, state: enum.Enum, trigger: str) -> bool:
-        return (state, trigger) in self._table
-
     def triggers(self) -> set[str]:
         return {t for _, t in self._table}
 
@@ -59,8 +56,3 @@ class Transitions(Mapping):
 
     def __len__(self) -> int:
         return len(self._table)
-
-    def describe(self) -> str:
-        """The table as text, one row per transition (for docs and reports)."""
-        rows = sorted(self._table.items(), key=lambda kv: (str(kv[0][0].name), kv[0][1]))
-        return "\n".join(f"{s.name:>22} --{t}--> {n.name}" for (s, t), n in rows)

@@ -23,7 +23,7 @@ class ImageId:
 
 
 class Input(enum.StrEnum):
-    """The triggers of the state tables (the string is what fsm.describe() prints)."""
+    """The triggers of the state tables (the strings the tables are keyed by)."""
 
     # ClientState: power-on, with a download in the slot
     FLASH_HOLDS_PART = "flash_holds_part"
