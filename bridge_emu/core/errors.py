@@ -5,7 +5,7 @@ from bridge_emu.core._ffi import ffi, lib
 from bridge_emu.errors import CoreError, FlashError, ImageError, NoBootableImage, PowerCut, StateError
 
 OTA_CODES = range(lib.BE_ERR_OTA_MAGIC - 19, lib.BE_ERR_OTA_MAGIC + 1)     # the OTA block, -59..-40
-IMAGE_CODES = range(lib.BE_ERR_CRYPTO, lib.BE_ERR_IMG_MAGIC + 1)          # -37..-20
+IMAGE_CODES = range(lib.BE_ERR_IMG_COUNTER, lib.BE_ERR_IMG_MAGIC + 1)     # -38..-20
 STATE_CODES = range(lib.BE_ERR_IMG_MAGIC + 1, lib.BE_ERR_STATE + 1)       # -19..-10
 
 

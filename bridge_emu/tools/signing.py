@@ -50,6 +50,10 @@ from bridge_emu.keys import (
 
 # ------------------------------------------------------------------ MCUboot
 
+# The most the OTP anti-rollback counter can hold (be.h BE_OTP_COUNTER_MAX; a
+# test holds the two equal). A higher counter could never be confirmed.
+OTP_COUNTER_MAX = 2048
+
 
 def sign_image(payload: bytes, key: ec.EllipticCurvePrivateKey | None, *,
                version: VersionLike = "0.0.0", header_size: int = DEFAULT_HEADER_SIZE,
@@ -122,6 +126,9 @@ def verify_image(data: bytes, public_keys: Iterable[PublicKeyLike], *,
     if (img.security_counter or 0) < min_security_counter:
         raise image_format_error("ROLLBACK", f"security counter {img.security_counter or 0} "
                                 f"below {min_security_counter}")
+    if (img.security_counter or 0) > OTP_COUNTER_MAX:
+        raise image_format_error("COUNTER", f"security counter {img.security_counter} above {OTP_COUNTER_MAX}, "
+                                 "what the OTP counter can hold")
     return img
 
 
@@ -130,7 +137,11 @@ def build_bootable(manifest: FirmwareManifest, payload_size: int,
                    header_size: int = DEFAULT_HEADER_SIZE, slot_size: int | None = None,
                    header_pad: int = 0xFF) -> bytes:
     """A signed MCUboot image of the firmware (version from the manifest).
-    Deterministic: the same inputs give the same bytes."""
+    Deterministic: the same inputs give the same bytes. A security counter the
+    devices' OTP cannot hold is refused here, as the bootloader would refuse it."""
+    if security_counter is not None and not 0 <= security_counter <= OTP_COUNTER_MAX:
+        raise image_format_error("COUNTER", f"security counter {security_counter} is outside 0..{OTP_COUNTER_MAX}, "
+                                 "what the OTP anti-rollback counter can hold")
     return sign_image(firmware_payload(manifest, payload_size), key,
                       version=manifest.version, header_size=header_size,
                       security_counter=security_counter, slot_size=slot_size,

@@ -51,6 +51,7 @@ typedef enum be_err {
     BE_ERR_IMG_DOWNGRADE = -35,     /* version lower than the running image's */
     BE_ERR_IMG_UNSUPPORTED = -36,   /* flags ask for a feature this bootloader lacks (encryption, ...) */
     BE_ERR_CRYPTO = -37,            /* the host crypto backend failed or is missing */
+    BE_ERR_IMG_COUNTER = -38,       /* security counter beyond what the OTP counter can hold */
     /* ZigBee OTA file verification (-40..-59) */
     BE_ERR_OTA_MAGIC = -40,         /* file does not start with 0x0BEEF11E */
     BE_ERR_OTA_HEADER = -41,        /* header fields impossible (version, header_length, hw range) */
@@ -189,6 +190,10 @@ typedef struct be_crypto {
 } be_crypto_t;
 
 /* ------------------------------------------------------ image validation */
+
+/* The OTP anti-rollback counter holds values 0..BE_OTP_COUNTER_MAX; an image
+ * whose security counter is above it could never be confirmed, so it is refused. */
+enum { BE_OTP_COUNTER_MAX = 2048 };
 
 typedef struct be_trust {
     be_crypto_t crypto;

@@ -39,6 +39,7 @@ static const be_err_entry_t ERRORS[] = {
     {BE_ERR_IMG_DOWNGRADE, "BE_ERR_IMG_DOWNGRADE", "image version is lower than the running image's"},
     {BE_ERR_IMG_UNSUPPORTED, "BE_ERR_IMG_UNSUPPORTED", "image flags ask for a feature this bootloader does not have"},
     {BE_ERR_CRYPTO, "BE_ERR_CRYPTO", "the host crypto backend failed or is missing"},
+    {BE_ERR_IMG_COUNTER, "BE_ERR_IMG_COUNTER", "image security counter is beyond what the device's OTP counter can hold"},
     {BE_ERR_OTA_MAGIC, "BE_ERR_OTA_MAGIC", "OTA file does not start with the magic 0x0BEEF11E"},
     {BE_ERR_OTA_HEADER, "BE_ERR_OTA_HEADER", "OTA header fields are impossible (version, header length or hardware version range)"},
     {BE_ERR_OTA_SIZE, "BE_ERR_OTA_SIZE", "OTA file is shorter than its header, or its total image size differs from the downloaded length"},

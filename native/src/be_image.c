@@ -34,7 +34,8 @@
  *                                 unknown key, else BE_ERR_IMG_NO_KEYHASH. A missing host
  *                                 verifier, or one reporting anything but BE_OK /
  *                                 BE_ERR_IMG_SIG, gives BE_ERR_CRYPTO at once.
- *  11. security counter           BE_ERR_IMG_ROLLBACK (only once the image is authentic)
+ *  11. security counter           BE_ERR_IMG_ROLLBACK, BE_ERR_IMG_COUNTER (above
+ *                                 BE_OTP_COUNTER_MAX), only once the image is authentic
  * Flash read errors are returned as they come.
  */
 #include <string.h>
@@ -422,9 +423,13 @@ int32_t be_image_validate(be_flash_t *f, uint32_t addr, uint32_t slot_size,
     }
     info->key_index = (uint32_t)st.verified;
 
-    /* Anti-rollback, on authentic data only. */
+    /* Anti-rollback, on authentic data only. A counter the OTP cannot hold
+     * would commit a confirmed record the raise then fails to follow. */
     if (info->security_counter < trust->min_security_counter) {
         return BE_ERR_IMG_ROLLBACK;
+    }
+    if (info->security_counter > BE_OTP_COUNTER_MAX) {
+        return BE_ERR_IMG_COUNTER;
     }
     return BE_OK;
 }

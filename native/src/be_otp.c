@@ -26,6 +26,7 @@ enum {
     OTP_NEEDED = OTP_KEYS_OFF + OTP_KEY_SLOT * OTP_KEY_SLOTS
 };
 
+_Static_assert(OTP_COUNTER_BYTES * 8 == BE_OTP_COUNTER_MAX, "be.h names the counter's capacity");
 /* Every provisioned key fits be_trust_t (4 keys of up to 128 bytes). */
 _Static_assert(OTP_KEY_SLOTS == BE_ARRAY_LEN(be_trust_t, key), "one trust key per OTP slot");
 _Static_assert(OTP_KEY_MAX <= sizeof(((be_trust_t *)0)->key[0]), "an OTP key fits be_trust_t.key[.]");
@@ -66,7 +67,7 @@ int32_t be_otp_raise(be_flash_t *f, uint32_t value)
     if (value <= cur) {
         return BE_OK;
     }
-    if (value > OTP_COUNTER_BYTES * 8) {
+    if (value > BE_OTP_COUNTER_MAX) {
         return BE_ERR_OTP_FULL;
     }
     /* One aligned write covering bits [cur, value); 0xFF elsewhere leaves bits as they are. */
