@@ -52,7 +52,14 @@ static int decode(const uint8_t in[BE_REC_SIZE], be_record_t *r)
     if (in[8] < BE_ST_CONFIRMED || in[8] > BE_ST_REVERTING || in[10] > 1) {
         return 0;
     }
-    r->seq = be_get_le32(in + 4);
+    /* Appends number records 1, 2, ...: 0 is never written, and after
+     * 0xFFFFFFFF the next would wrap to 0 and lose to it on reload (the state
+     * would silently go back). Either is bit rot or a bug: corrupt. */
+    uint32_t seq = be_get_le32(in + 4);
+    if (seq == 0 || seq == UINT32_MAX) {
+        return 0;
+    }
+    r->seq = seq;
     r->state = in[8];
     r->flags = in[9];
     r->bank = in[10];
