@@ -27,8 +27,11 @@ payloads); each remote bridge reaches B1 over the point-to-point link given.
 """
 from __future__ import annotations
 
+import difflib
 import importlib.resources
+import math
 import pathlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -39,6 +42,22 @@ from bridge_emu.net.sim import LinkSpec
 from bridge_emu.ota.server import PRESETS
 
 OFFERS = ("next", "faulty", "none")
+
+# Names become directory names under the run directory: no separators, no "..".
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+# The largest frame the flow sends is a CS06 Activate Firmware (48 bytes with its
+# hash); ZigBee's APS payload (82) is the most the simulated network carries.
+MIN_PAYLOAD, MAX_PAYLOAD = 48, 82
+
+# Every key a document may hold, with its type and allowed range (None: any).
+_NUMBER = (int, float)
+_TOP = {"name": str, "description": str, "seed": int, "hub": dict, "bridge": list}
+_HUB = {"personality": str, "activation": str}
+_BRIDGE = {"name": str, "type": str, "parent": str, "offer": str, "link": dict, "power_cut": dict}
+_LINK = {"latency_ms": (_NUMBER, 0, 10_000), "jitter_ms": (_NUMBER, 0, 10_000), "loss": (_NUMBER, 0, 0.5),
+         "throughput_kbps": (_NUMBER, 1, 100_000), "payload_limit": (int, MIN_PAYLOAD, MAX_PAYLOAD)}
+_POWER_CUT = {"at_fraction": (_NUMBER, 0, 1), "tear": (str, None, None), "seed": (int, 0, 2**32 - 1)}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "a table", list: "an array of tables", _NUMBER: "a number"}
 
 
 class PremisesError(BridgeEmuError):
@@ -69,6 +88,14 @@ def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise PremisesError(f"{where}: not valid TOML: {e}") from None
+    return parse_document(d, where)
+
+
+def parse_document(d: dict, where: str = "premises") -> PremisesSpec:
+    """A premises from its TOML document, decoded (tables as dicts)."""
+    if not isinstance(d, dict):
+        raise _type_error(where, dict, d)
+    _check_document(d, where)
     try:
         bridges = tuple(BridgeSpec(
             name=str(b["name"]), type=str(b["type"]).upper(), parent=b.get("parent"),
@@ -79,8 +106,11 @@ def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
     except (KeyError, TypeError, ValueError) as e:
         raise PremisesError(f"{where}: missing or bad field: {e}") from None
     names = [b.name for b in bridges]
-    if not 1 <= len(bridges) <= 3:
-        raise PremisesError(f"{where}: a premises has 1 to 3 bridges, not {len(bridges)}")
+    if not 2 <= len(bridges) <= 3:
+        raise PremisesError(f"{where}: a premises has 2 or 3 bridges, not {len(bridges)}")
+    b1s = [b.name for b in bridges if b.type == "B1"]
+    if len(b1s) != 1:
+        raise PremisesError(f"{where}: a premises has exactly one B1 (at the hub), not {len(b1s)}")
     if len(set(names)) != len(names):
         raise PremisesError(f"{where}: bridge names repeat: {names}")
     _check_hub(spec.hub, where)
@@ -98,8 +128,57 @@ def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
             raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} must be listed before it")
         if b.type == "B1" and b.parent is not None:
             raise PremisesError(f"{where}: bridge {b.name}: B1 sits at the hub; it has no parent")
+        if b.type != "B1" and b.parent is None:
+            raise PremisesError(f"{where}: bridge {b.name}: a {b.type} reaches the hub through a parent bridge")
         _check_bridge_tables(b, f"{where}: bridge {b.name}")
     return spec
+
+
+def _type_error(path: str, want, value) -> PremisesError:
+    got = "a boolean" if isinstance(value, bool) else _TYPE_NAMES.get(type(value), type(value).__name__)
+    return PremisesError(f"{path}: expected {_TYPE_NAMES[want]}, got {got}")
+
+
+def _check_table(table: dict, keys: dict, path: str) -> None:
+    """Unknown keys and wrong types, named by their path in the document."""
+    for key, value in table.items():
+        if key not in keys:
+            near = difflib.get_close_matches(key, list(keys), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f"; known keys: {', '.join(keys)}"
+            raise PremisesError(f"{path}.{key}: unknown key{hint}")
+        want = keys[key]
+        lo = hi = None
+        if isinstance(want, tuple) and len(want) == 3:
+            want, lo, hi = want
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise _type_error(f"{path}.{key}", want, value)
+        if lo is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise PremisesError(f"{path}.{key}: {value!r} is outside {lo}..{hi}")
+
+
+def _check_document(d: dict, where: str) -> None:
+    _check_table(d, _TOP, where)
+    if "name" not in d:
+        raise PremisesError(f"{where}.name: missing (the premises' name)")
+    if not NAME.fullmatch(d["name"]):
+        raise PremisesError(f"{where}.name: {d['name']!r} is not a plain name (letters, digits, _ . -; "
+                            "up to 32; it names a directory)")
+    if d.get("seed", 0) < 0:
+        raise PremisesError(f"{where}.seed: {d['seed']} is negative")
+    _check_table(d.get("hub", {}), _HUB, f"{where}.hub")
+    for i, b in enumerate(d.get("bridge", [])):
+        path = f"{where}.bridge[{i + 1}]"
+        if not isinstance(b, dict):
+            raise _type_error(path, dict, b)
+        _check_table(b, _BRIDGE, path)
+        for key in ("name", "type"):
+            if key not in b:
+                raise PremisesError(f"{path}.{key}: missing")
+        if not NAME.fullmatch(b["name"]):
+            raise PremisesError(f"{path}.name: {b['name']!r} is not a plain name (letters, digits, _ . -; "
+                                "up to 32; it names a directory)")
+        _check_table(b.get("link", {}), _LINK, f"{path}.link")
+        _check_table(b.get("power_cut", {}), _POWER_CUT, f"{path}.power_cut")
 
 
 def _check_hub(hub: dict, where: str) -> None:
@@ -143,6 +222,8 @@ def load_premises(path: str | pathlib.Path) -> PremisesSpec:
         text = path.read_text()
     except OSError as e:
         raise PremisesError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise PremisesError(f"{path}: not UTF-8 text (byte {e.start})") from None
     return parse_premises(text, str(path))
 
 

@@ -58,15 +58,17 @@ def test_run_builtin_and_file_premises(capsys, tmp_path):
     assert rc == 0 and [b["type"] for b in json.loads(out)["bridges"]] == ["B1", "B4"]
     f = tmp_path / "mine.toml"
     f.write_text('name = "mine"\n[hub]\npersonality = "zigpy"\nactivation = "none"\n'
-                 '[[bridge]]\nname = "x"\ntype = "B2"\noffer = "next"\n')
+                 '[[bridge]]\nname = "b1"\ntype = "B1"\noffer = "none"\n'
+                 '[[bridge]]\nname = "x"\ntype = "B2"\nparent = "b1"\noffer = "next"\n')
     rc, out, _ = run(capsys, "run", f, "--no-dir", "--json")
     report = json.loads(out)
-    assert rc == 0 and report["bridges"][0]["outcome"] == "upgraded"
+    assert rc == 0 and report["bridges"][1]["outcome"] == "upgraded"
 
 
 def test_run_reports_bad_premises_and_unsettled_runs(capsys, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "bad"\n[[bridge]]\nname = "x"\ntype = "B9"\n')
+    bad.write_text('name = "bad"\n[[bridge]]\nname = "b1"\ntype = "B1"\n[[bridge]]\nname = "x"\ntype = "B9"\n'
+                   'parent = "b1"\n')
     rc, _, err = run(capsys, "run", bad, "--no-dir")
     assert rc == 2 and "B9" in err and "Traceback" not in err
     rc, _, err = run(capsys, "run", tmp_path / "missing.toml", "--no-dir")

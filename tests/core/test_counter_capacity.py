@@ -9,13 +9,13 @@ build tool refuses to make one.
 from __future__ import annotations
 
 import pytest
+from test_boot import MODES, confirmed, download, runs
 
 from bridge_emu.codec.firmware import FirmwareManifest
 from bridge_emu.core._ffi import lib
 from bridge_emu.errors import ImageError, ImageFormatError
 from bridge_emu.tools import signing
 from support.rig import KEY, image
-from test_boot import MODES, confirmed, download, runs
 
 pytestmark = pytest.mark.native
 

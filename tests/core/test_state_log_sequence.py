@@ -11,7 +11,6 @@ import hashlib
 import struct
 
 import pytest
-
 from test_boot import MODES, NEW, OLD, confirmed, download, runs
 
 pytestmark = pytest.mark.native
