@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(q, default_dir: str) -> None:
         q.add_argument("--dir", default=default_dir, help=f"where the devices' flash files and event logs go "
-                       f"(default {default_dir}; emptied if an earlier run made it)")
+                       f"(default {default_dir}; an earlier run's device files there are replaced, nothing else)")
         q.add_argument("--no-dir", action="store_true", help="keep the devices in memory")
         q.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
         q.add_argument("--limit", type=float, default=DEFAULT_LIMIT_S, help="virtual seconds to run at most")
@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except BridgeEmuError as e:
         print(f"bridge-emu: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused (read-only, full, not a folder): name the path
+        print(f"bridge-emu: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

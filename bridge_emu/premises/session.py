@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,16 +41,48 @@ def demo_premises() -> list[PremisesSpec]:
     return [two, three]
 
 
-def prepare_dir(base: pathlib.Path) -> pathlib.Path:
-    """A run directory we own: created, or emptied if an earlier run made it.
-    A folder bridge-emu did not make is never touched."""
-    if base.exists() and any(base.iterdir()):
-        if not (base / MARKER).exists():
-            raise BridgeEmuError(f"{base}: exists and is not a bridge-emu run directory; refusing to overwrite")
-        shutil.rmtree(base)
-    base.mkdir(parents=True, exist_ok=True)
-    (base / MARKER).write_text("made by bridge-emu; `bridge-emu state` reads the devices in it\n")
+DEVICE_FILES = ("flash.bemu", "events.jsonl")   # what a run writes for each bridge
+
+
+def prepare_dir(base: pathlib.Path, specs: list[PremisesSpec] = ()) -> pathlib.Path:
+    """A run directory we own: created, or cleared of what an earlier run made.
+
+    Only the files a run writes (each bridge's flash file and event log, and the
+    folders that held them once empty) are removed: anything else a user put in
+    the folder stays. A non-empty folder without our marker is refused.
+    """
+    try:
+        if base.exists() and not base.is_dir():
+            raise BridgeEmuError(f"{base}: is a file, not a folder for the run")
+        if base.exists() and any(base.iterdir()):
+            if not (base / MARKER).is_file():
+                raise BridgeEmuError(f"{base}: exists and is not a bridge-emu run directory; refusing to overwrite")
+            _clear_earlier_run(base)
+        base.mkdir(parents=True, exist_ok=True)
+        (base / MARKER).write_text("made by bridge-emu; `bridge-emu state` reads the devices in it\n")
+    except OSError as e:
+        raise BridgeEmuError(f"{e.filename or base}: cannot prepare the run directory ({e.strerror})") from None
     return base
+
+
+def _clear_earlier_run(base: pathlib.Path) -> None:
+    """Remove the device files of an earlier run (premises/bridge/flash.bemu and
+    events.jsonl, two levels down, never following links), then the folders
+    left empty."""
+    for premises in sorted(base.iterdir()):
+        if not premises.is_dir() or premises.is_symlink():
+            continue
+        for bridge in sorted(premises.iterdir()):
+            if not bridge.is_dir() or bridge.is_symlink():
+                continue
+            for name in DEVICE_FILES:
+                f = bridge / name
+                if f.is_file() and not f.is_symlink():
+                    f.unlink()
+            if not any(bridge.iterdir()):
+                bridge.rmdir()
+        if not any(premises.iterdir()):
+            premises.rmdir()
 
 
 @dataclass
