@@ -6,7 +6,9 @@ stderr and exit status 2; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import math
 import pathlib
 import sys
 
@@ -73,6 +75,23 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} (decimal or 0x-hex)") from None
+
+
+def _limit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a finite number of virtual seconds above 0")
+    return value
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("bridge-emu")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
@@ -153,7 +172,11 @@ def _cmd_image_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bridge-emu", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="bridge-emu", description=(
+        "Emulates the GB smart-metering Alt HAN bridges (B1-B4) taking firmware over the air: a ZigBee OTA "
+        "Upgrade client over a C boot core with two flash banks, swap, confirm and rollback, on a simulated "
+        "premises network. Start with `bridge-emu demo`."))
+    p.add_argument("--version", action="version", version=f"bridge-emu {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     from bridge_emu.premises.images import DEFAULT_IMAGES
@@ -164,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"(default {default_dir}; an earlier run's device files there are replaced, nothing else)")
         q.add_argument("--no-dir", action="store_true", help="keep the devices in memory")
         q.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
-        q.add_argument("--limit", type=float, default=DEFAULT_LIMIT_S, help="virtual seconds to run at most")
+        q.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT_S, help="virtual seconds to run at most")
         q.add_argument("--json", action="store_true", help="print the results as JSON")
 
     d = sub.add_parser("demo", help="run the demonstration (the main job)")

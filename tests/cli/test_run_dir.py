@@ -45,3 +45,14 @@ def test_folders_we_must_not_use_are_one_line(capsys, tmp_path, case):
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("bridge-emu: error: ") and str(target) in err, err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "nan", "inf", "soon"])
+def test_limit_must_be_finite_and_positive(capsys, limit):
+    rc, out, err = run(capsys, "run", "ihd", "--no-dir", "--limit", limit)
+    assert rc == 2 and out == "" and f"--limit: {limit!r}" in err and "Traceback" not in err
+
+
+def test_version(capsys):
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0 and out.startswith("bridge-emu ") and out.split()[1][0].isdigit()
