@@ -109,9 +109,9 @@ def parse_document(d: dict, where: str = "premises") -> PremisesSpec:
     names = [b.name for b in bridges]
     if not 2 <= len(bridges) <= 3:
         raise PremisesError(f"{where}: a premises has 2 or 3 bridges, not {len(bridges)}")
-    b1s = [b.name for b in bridges if b.type == "B1"]
-    if len(b1s) != 1:
-        raise PremisesError(f"{where}: a premises has exactly one B1 (at the hub), not {len(b1s)}")
+    b1s = sum(b.type == "B1" for b in bridges)
+    if b1s != 1:
+        raise PremisesError(f"{where}: a premises has exactly one B1 (at the hub), not {b1s}")
     if len(set(names)) != len(names):
         raise PremisesError(f"{where}: bridge names repeat: {names}")
     _check_hub(spec.hub, where)

@@ -44,7 +44,7 @@ def demo_premises() -> list[PremisesSpec]:
 DEVICE_FILES = ("flash.bemu", "events.jsonl")   # what a run writes for each bridge
 
 
-def prepare_dir(base: pathlib.Path, specs: list[PremisesSpec] = ()) -> pathlib.Path:
+def prepare_dir(base: pathlib.Path) -> pathlib.Path:
     """A run directory we own: created, or cleared of what an earlier run made.
 
     Only the files a run writes (each bridge's flash file and event log, and the
