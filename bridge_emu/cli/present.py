@@ -103,6 +103,10 @@ def print_session(session, limit_s: float, con: Console) -> None:
                  if run_dir is not None else ""))
     if not session.settled:
         con.print(f"[red]not every bridge settled within {limit_s:.0f} s of virtual time[/]")
+        for r in rows:
+            if "stalled" in r:
+                con.print(f"[red]{r['premises']}/{r['bridge']}: stalled: {r['stalled']}[/]",
+                          highlight=False, soft_wrap=True)
 
 
 def premises_tables(con: Console, rows: list[dict]) -> None:

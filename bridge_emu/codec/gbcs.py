@@ -6,12 +6,17 @@ Real GBCS messages travel inside the HAN tunnel with GBCS security
 They travel here on a project-defined manufacturer-specific cluster (0xFC01)
 with this framing, little-endian:
 
-    kind u8 (1 alert, 2 command, 3 response) | sequence u8 | body
+    kind u8 (1 alert, 2 command, 3 response, 4 alert acknowledgement) | sequence u8 | body
 
     alert:    code u16 | timestamp u32 (ZigBee UTC) | length u8 | data
     command:  message code u16 (0x0012 Activate Firmware) | originator counter u64
               | manufacturer image hash [32] | execution time u32 (0 = now)
     response: originator counter u64 | outcome u8 | running version u32
+    ack:      code u16 | timestamp u32 (of the alert acknowledged; its sequence in the head)
+
+A real HAN carries alerts with delivery acknowledgements below GBCS; here the
+hub acknowledges each alert it receives with an ack, and the bridge sends an
+alert again (bridge_emu.retry) until it is acknowledged.
 
 What the messages mean follows GBCS: alert codes and CS06 outcomes as in
 docs/gbcs-firmware.md.
@@ -49,12 +54,13 @@ class GbcsError(BridgeEmuError):
     """A GBCS message that cannot be decoded."""
 
 
-_KIND_ALERT, _KIND_COMMAND, _KIND_RESPONSE = 1, 2, 3
+_KIND_ALERT, _KIND_COMMAND, _KIND_RESPONSE, _KIND_ACK = 1, 2, 3, 4
 _HEAD = Struct("kind" / Int8ul, "sequence" / Int8ul)
 _ALERT = Struct("code" / Int16ul, "timestamp" / Int32ul, "data" / Prefixed(Int8ul, GreedyBytes))
 _COMMAND = Struct("message_code" / Int16ul, "originator_counter" / Int64ul, "image_hash" / Bytes(32),
                   "execution_time" / Int32ul)
 _RESPONSE = Struct("originator_counter" / Int64ul, "outcome" / Int8ul, "running_version" / Int32ul)
+_ACK = Struct("code" / Int16ul, "timestamp" / Int32ul)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,22 @@ class ActivateResponse:
     sequence: int = 0
 
 
-Message = AlertMessage | ActivateFirmware | ActivateResponse
+@dataclass(frozen=True)
+class AlertAck:
+    """The hub heard the alert of this code, timestamp and sequence."""
+    code: int
+    timestamp: int
+    sequence: int = 0
+
+    @classmethod
+    def of(cls, alert: AlertMessage) -> AlertAck:
+        return cls(alert.code, alert.timestamp, alert.sequence)
+
+    def acknowledges(self, alert: AlertMessage) -> bool:
+        return (self.code, self.timestamp, self.sequence) == (alert.code, alert.timestamp, alert.sequence)
+
+
+Message = AlertMessage | ActivateFirmware | ActivateResponse | AlertAck
 
 
 def encode(msg: Message) -> bytes:
@@ -99,6 +120,9 @@ def encode(msg: Message) -> bytes:
         return _HEAD.build({"kind": _KIND_RESPONSE, "sequence": msg.sequence}) + _RESPONSE.build(
             {"originator_counter": msg.originator_counter, "outcome": msg.outcome,
              "running_version": msg.running_version})
+    if isinstance(msg, AlertAck):
+        return _HEAD.build({"kind": _KIND_ACK, "sequence": msg.sequence}) + _ACK.build(
+            {"code": msg.code, "timestamp": msg.timestamp})
     raise GbcsError(f"not a GBCS message: {type(msg).__name__}")
 
 
@@ -123,6 +147,11 @@ def decode(data: bytes) -> Message:
                 raise GbcsError(f"response: {len(body)} body bytes, expected {_RESPONSE.sizeof()}")
             r = _RESPONSE.parse(body)
             return ActivateResponse(r.originator_counter, r.outcome, r.running_version, head.sequence)
+        if head.kind == _KIND_ACK:
+            if len(body) != _ACK.sizeof():
+                raise GbcsError(f"ack: {len(body)} body bytes, expected {_ACK.sizeof()}")
+            a = _ACK.parse(body)
+            return AlertAck(a.code, a.timestamp, head.sequence)
     except ConstructError as e:
         raise GbcsError(f"GBCS message of {len(data)} bytes: {e}") from None
     raise GbcsError(f"unknown GBCS message kind {head.kind} at offset 0")

@@ -17,7 +17,11 @@ class BridgeConfig:
     self_test_s: float = 1.0            # a failing self-test resets the bridge after this
     crash_after_s: float = 0.2          # firmware that crashes at boot dies this soon
     watchdog_s: float = 8.0             # a hung or crashed firmware is reset after this
-    prove_timeout_s: float = 60.0       # new firmware must reach the hub within this
+    prove_timeout_s: float = 90.0       # new firmware must reach the hub within this (from power-on)
+    trial_query_cap_s: float = 5.0      # ... and asks the hub at least this often until it does
+    alert_retry_s: float = 5.0          # an unacknowledged alert is sent again after this, doubling
+    alert_retry_cap_s: float = 120.0    # ... up to this (with jitter)
+    alert_give_up_s: float = 3600.0     # ... until this long after it was raised
     off_after_cut_s: float = 2.0        # a power cut keeps the bridge off this long
     query_interval_s: float = 300.0
     utc0: int = 0                       # ZigBee UTC seconds at simulation time 0

@@ -24,11 +24,13 @@ The GBCS flow (docs/gbcs-firmware.md):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
+import random
 from dataclasses import dataclass, field
 
-from bridge_emu.codec import gbcs
+from bridge_emu.codec import gbcs, zcl
 from bridge_emu.codec.firmware import FirmwareManifest, file_version, manifest_from_image
 from bridge_emu.core.device import Device
 from bridge_emu.emulator import bridge_events as logged
@@ -40,6 +42,7 @@ from bridge_emu.emulator.profiles import BridgeProfile
 from bridge_emu.emulator.store import DeviceStore
 from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
 from bridge_emu.ota import client as ota
+from bridge_emu.retry import Backoff
 
 __all__ = ["Bridge", "BridgeConfig", "DeviceStore", "Phase", "Timer", "UpdateRecord"]
 
@@ -63,6 +66,16 @@ class UpdateRecord:
     alerts: list[str] = field(default_factory=list)
     outcome: str = "no update"
     erases_before: int = 0
+
+
+@dataclass
+class UnackedAlert:
+    """An alert the hub has not acknowledged: sent again at `due` (None: once the
+    bridge is back on the network), until `give_up_at`."""
+    msg: gbcs.AlertMessage
+    give_up_at: float
+    due: float | None = None
+    tries: int = 0
 
 
 class Bridge:
@@ -105,6 +118,7 @@ class Bridge:
             Timer.JOINED: self._joined,
             Timer.ACTIVATE: self._future_activation_due,
             Timer.REBOOT_FOR_ACTIVATION: self._reboot_to_activate,
+            Timer.ALERT_RETRY: self._alert_retry,
         }
         self._on_client_event = {
             ota.QueryAnswered: self._query_answered,
@@ -115,7 +129,12 @@ class Bridge:
             ota.UpgradeScheduled: self._upgrade_scheduled,
             ota.Activate: self._activate_now,
         }
-        self._pending_alerts: list[gbcs.AlertMessage] = []   # raised off the network, sent on joining
+        self.unacked: list[UnackedAlert] = []    # alerts sent again until the hub acknowledges them
+        self._rng = random.Random(seed)
+        self._alert_backoff = Backoff(self.cfg.alert_retry_s, self.cfg.alert_retry_cap_s)
+        self._running_hash: bytes | None = None  # SHA-256 of the running image (= the manufacturer image's)
+        self._cs06_answered: dict[int, int] = {}   # originator counter -> outcome, this boot
+        self.last_heard: tuple[float, int, bytes] | None = None   # (time, cluster, payload) of the last frame
         self._held_hash: bytes | None = None     # of the verified download, for the self-activating route
         self._future_hash: bytes | None = None   # named by a future-dated CS06
         self._gbcs_seq = 0
@@ -181,6 +200,7 @@ class Bridge:
         self.client = None
         self._timers = {Timer.POWER_ON: now + self.cfg.off_after_cut_s}
         self._outgoing = []
+        self._alerts_off_network()
         self._network(False)
         self.record.reboots.append((now, None))
 
@@ -208,7 +228,9 @@ class Bridge:
             return
         self._move("booted")
         self.confirmed = res.confirmed
+        self._cs06_answered = {}
         image = self.device.running_image()
+        self._running_hash = hashlib.sha256(image).digest()
         before = self.manifest.version if self.manifest else None
         self.manifest = manifest_from_image(image)
         version = str(self.manifest.version)
@@ -239,6 +261,7 @@ class Bridge:
         self._network(False)
         self.record.reboots.append((now, None))
         self._timers = {Timer.RESTART: now}
+        self._alerts_off_network()
 
     # ------------------------------------------------------------ timers
 
@@ -288,12 +311,14 @@ class Bridge:
             current_file_version=file_version(str(self.manifest.version)),
             hardware_version=self.profile.hw_version, server=self.hub,
             max_data_size=ota.max_data_size_for(self.max_payload),
-            query_interval_s=c.query_interval_s, seed=self.seed * 7919 + self._boots),
+            query_interval_s=c.query_interval_s, seed=self.seed * 7919 + self._boots,
+            # a trial image keeps asking until the hub answers (its proof of life)
+            query_retry_cap_s=None if self.confirmed else c.trial_query_cap_s),
             DeviceStore(self.device), now)
         self.client.query_now(now)
-        for a in self._pending_alerts:
-            self._send_gbcs(a)
-        self._pending_alerts = []
+        for u in self.unacked:
+            if u.due is None:
+                self._send_alert(u, now)
 
     def _future_activation_due(self, now: float) -> None:
         """A future-dated CS06 comes due: activate, and tell the hub how it went."""
@@ -306,6 +331,7 @@ class Bridge:
     # ------------------------------------------------------------ frames
 
     def _receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
+        self.last_heard = (now, cluster, payload)
         if cluster == gbcs.GBCS_CLUSTER:
             if src != self.hub:
                 return
@@ -316,6 +342,8 @@ class Bridge:
                 return
             if isinstance(msg, gbcs.ActivateFirmware):
                 self._cs06(msg, now)
+            elif isinstance(msg, gbcs.AlertAck):
+                self._acknowledged(lambda a: msg.acknowledges(a))
             return
         self.client.receive(src, cluster, payload, now)
 
@@ -385,12 +413,25 @@ class Bridge:
     def _cs06(self, cmd: gbcs.ActivateFirmware, now: float) -> None:
         utc_now = self.cfg.utc0 + int(now)
         self._log(now, logged.Cs06Received(cmd.image_hash.hex(), cmd.execution_time))
+        # the hub heard the verification: no need to tell it again
+        self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
+        repeat = self._cs06_answered.get(cmd.originator_counter)
+        if repeat is None and cmd.image_hash == self._running_hash and not cmd.execution_time:
+            # the image it names runs already: an earlier copy of this command was
+            # acted on and its response lost before the reboot
+            repeat = gbcs.Outcome.SUCCESS
+        if repeat is not None:
+            self._log(now, logged.Cs06Repeated(gbcs.Outcome(repeat).name))
+            self._respond(cmd, repeat)
+            return
         if cmd.execution_time and cmd.execution_time > utc_now:
             self._future_hash = cmd.image_hash
             self._timers[Timer.ACTIVATE] = now + (cmd.execution_time - utc_now)
+            self._cs06_answered[cmd.originator_counter] = gbcs.Outcome.ACCEPTED
             self._respond(cmd, gbcs.Outcome.ACCEPTED)
             return
         outcome = self._activate(now, cmd.image_hash, reboot=False)
+        self._cs06_answered[cmd.originator_counter] = outcome
         self._respond(cmd, outcome)
         if outcome == gbcs.Outcome.SUCCESS:
             self._timers[Timer.REBOOT_FOR_ACTIVATION] = now + ACTIVATION_REBOOT_DELAY_S
@@ -426,10 +467,82 @@ class Bridge:
         name = f"0x{int(code):04X}"
         self.record.alerts.append(name)
         self._log(now, logged.AlertRaised(name, data.hex()))
+        u = UnackedAlert(msg, now + self.cfg.alert_give_up_s)
+        self.unacked.append(u)
         if self.phase is Phase.RUNNING:
-            self._send_gbcs(msg)
+            self._send_alert(u, now)
+        # else: sent once the bridge is back on the network
+
+    def stalled_at(self) -> str:
+        """The step this bridge waits on, in words: why a run that ends here has not settled."""
+        if self.phase is Phase.DEAD:
+            return "nothing to boot"
+        if self.phase is not _RUNNING:
+            return f"off the network ({self.phase.value})"
+        if not self.confirmed:
+            return f"trial firmware {self.manifest.version} has not heard the hub yet"
+        for u in self.unacked:
+            return f"alert 0x{u.msg.code:04X} sent {u.tries} times, never acknowledged"
+        c = self.client
+        st = c.state
+        if st in (ota.ClientState.DOWNLOADING, ota.ClientState.PAUSED):
+            return f"download {st.name.lower()} at byte {c.offset} of {c.size}"
+        if st is ota.ClientState.ENDING:
+            return f"Upgrade End Request sent {c.end_tries} times, unanswered"
+        if st in (ota.ClientState.WAITING_FOR_SERVER, ota.ClientState.WAITING_FOR_COMMAND):
+            return f"holds verified {c.image.file_version:08x}, waiting for the hub to activate it"
+        if st is not ota.ClientState.IDLE:
+            return f"OTA client {st.name.lower().replace('_', ' ')}"
+        return "no image taken (the hub offers none, or no query was answered)"
+
+    def heard(self) -> str:
+        """What the bridge last heard, in words."""
+        if self.last_heard is None:
+            return "nothing heard"
+        t, cluster, payload = self.last_heard
+        if cluster == gbcs.GBCS_CLUSTER:
+            try:
+                what = type(gbcs.decode(payload)).__name__
+            except gbcs.GbcsError:
+                what = "a malformed GBCS message"
         else:
-            self._pending_alerts.append(msg)  # sent once the bridge is back on the network
+            try:
+                what = type(zcl.decode(payload, zcl.Direction.SERVER_TO_CLIENT).command).__name__
+            except zcl.ZclError:
+                what = f"a malformed frame on cluster 0x{cluster:04X}"
+        return f"last heard {what} at t={t:.1f} s"
+
+    def _send_alert(self, u: UnackedAlert, now: float) -> None:
+        self._send_gbcs(u.msg)
+        u.due = now + self._alert_backoff.delay(u.tries, self._rng)
+        u.tries += 1
+        self._arm_alert_retry()
+
+    def _arm_alert_retry(self) -> None:
+        dues = [u.due for u in self.unacked if u.due is not None]
+        if dues:
+            self._timers[Timer.ALERT_RETRY] = min(dues)
+        else:
+            self._timers.pop(Timer.ALERT_RETRY, None)
+
+    def _alert_retry(self, now: float) -> None:
+        for u in list(self.unacked):
+            if u.due is None or u.due > now:
+                continue
+            if now >= u.give_up_at:
+                self.unacked.remove(u)
+                self._log(now, logged.AlertGivenUp(f"0x{u.msg.code:04X}", u.tries))
+            else:
+                self._send_alert(u, now)
+        self._arm_alert_retry()
+
+    def _acknowledged(self, which) -> None:
+        self.unacked = [u for u in self.unacked if not which(u.msg)]
+        self._arm_alert_retry()
+
+    def _alerts_off_network(self) -> None:
+        for u in self.unacked:
+            u.due = None
 
     def _send_gbcs(self, msg) -> None:
         self._outgoing.append((self.hub, gbcs.GBCS_CLUSTER, gbcs.encode(msg)))

@@ -25,6 +25,7 @@ class Timer(enum.StrEnum):
     JOINED = "joined"                                # the firmware is back on the HAN
     ACTIVATE = "activate"                            # a future-dated CS06 comes due
     REBOOT_FOR_ACTIVATION = "reboot_for_activation"  # after a CS06 SUCCESS response has left
+    ALERT_RETRY = "alert_retry"                      # an alert the hub has not acknowledged is due again
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,17 @@ class AlertRaised(Record):
     kind: ClassVar[str] = "alert"
     code: str           # "0x8F72"
     data: str           # hex
+
+
+@dataclass(frozen=True)
+class AlertGivenUp(Record):
+    kind: ClassVar[str] = "alert_given_up"
+    code: str           # "0x8F72"
+    tries: int          # times it was sent, none acknowledged
+
+
+@dataclass(frozen=True)
+class Cs06Repeated(Record):
+    """A CS06 the bridge has already acted on (a hub retry): answered again, nothing done twice."""
+    kind: ClassVar[str] = "cs06_repeated"
+    outcome: str        # a gbcs.Outcome name, the answer given again

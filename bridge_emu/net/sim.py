@@ -293,7 +293,7 @@ class NodeStats:
 
 class Link:
     """The hop between a node (child) and its parent."""
-    __slots__ = ("child", "parent", "spec", "stats", "busy", "name")
+    __slots__ = ("child", "parent", "spec", "stats", "busy", "name", "outages")
 
     def __init__(self, child: SimTransport, parent: SimTransport, spec: LinkSpec):
         self.child = child
@@ -302,6 +302,19 @@ class Link:
         self.stats = LinkStats()
         self.busy = [0.0, 0.0]     # time the hop is free again: [shared or up, down]
         self.name = f"{parent.name}-{child.name}"
+        self.outages: list[tuple[float, float]] = []   # [start, end): every frame sent then is lost
+
+    def outage(self, start: float, duration: float) -> None:
+        """A burst outage (interference, a door closed on the radio path): every
+        frame that starts across this hop in [start, start + duration) is lost."""
+        if not (duration > 0 and math.isfinite(start) and math.isfinite(duration)):
+            raise NetError(f"an outage needs a finite start and a duration above 0, got {start}, {duration}")
+        self.outages.append((start, start + duration))
+
+    def out(self, t: float) -> bool:
+        """True while an outage holds the hop (ended ones are dropped as time passes)."""
+        self.outages = [o for o in self.outages if o[1] > t]
+        return any(a <= t for a, _ in self.outages)
 
     def __repr__(self) -> str:
         return f"<Link {self.name} {self.spec} {self.stats}>"
@@ -349,7 +362,7 @@ class _Hop:
         stats.bytes += n + spec.overhead_bytes
         self.sender.stats.tx_s += air
         rng = sched.rng
-        if spec.loss and rng.random() < spec.loss:
+        if (spec.loss and rng.random() < spec.loss) or (link.outages and link.out(start)):
             stats.lost += 1
             if net.trace is not None:
                 net._note("lost", link.name, self, frame)

@@ -68,6 +68,7 @@ from bridge_emu.ota.client_states import (  # noqa: F401
     QueryState,
     Timer,
 )
+from bridge_emu.retry import Backoff
 
 OTA = zcl.OTA_CLUSTER_ID
 FOREVER = float("inf")
@@ -98,14 +99,22 @@ class ClientConfig:
     max_data_size: int = 64             # bytes of image per block (from the link's payload limit)
     query_interval_s: float = 300.0     # how often to ask for a new image
     response_timeout_s: float = 3.0     # a request unanswered this long is sent again
+    # an unanswered query is asked again after query_retry_s, doubling (with
+    # jitter) up to query_retry_cap_s (None: query_interval_s), then every interval
+    query_retry_s: float = 3.0
+    query_retry_cap_s: float | None = None
     max_timeouts: int = 10              # in a row, before the download pauses until the next query
     use_pages: bool = False
     page_size: int = 1024
     response_spacing_ms: int = 50
     page_fallback_s: float = 10.0       # a page answered by nothing: use block requests instead
     minimum_block_period_ms: int = 0
-    end_retry_s: float = 600.0          # Upgrade End Request unanswered: ask again
-    end_max_tries: int = 10
+    # an unanswered Upgrade End Request is sent again after end_retry_s, doubling
+    # (with jitter) up to end_retry_max_s; after end_max_tries the timeout policy
+    # applies. The first retry comes well inside zigpy's 60 s final-block window.
+    end_retry_s: float = 10.0
+    end_retry_max_s: float = 300.0
+    end_max_tries: int = 8
     recheck_s: float = 3600.0           # waiting or counting down: re-ask at most this often
     activation_policy: UpgradeActivationPolicy = UpgradeActivationPolicy.SERVER_ALLOWED
     timeout_policy: UpgradeTimeoutPolicy = UpgradeTimeoutPolicy.APPLY_AFTER_TIMEOUT
@@ -115,6 +124,16 @@ class ClientConfig:
         # the attribute values (0, 1) are accepted too; a reserved value raises ValueError
         self.activation_policy = UpgradeActivationPolicy(self.activation_policy)
         self.timeout_policy = UpgradeTimeoutPolicy(self.timeout_policy)
+        self.query_backoff, self.end_backoff  # noqa: B018 (a bad retry setting raises here, not mid-run)
+
+    @property
+    def query_backoff(self) -> Backoff:
+        cap = self.query_interval_s if self.query_retry_cap_s is None else self.query_retry_cap_s
+        return Backoff(min(self.query_retry_s, cap), cap)
+
+    @property
+    def end_backoff(self) -> Backoff:
+        return Backoff(min(self.end_retry_s, self.end_retry_max_s), self.end_retry_max_s)
 
 
 def _status_name(status: int) -> str:
@@ -177,6 +196,7 @@ class OtaClient:
         self._page_end = 0
         self._page_heard = False                # a block came since the last page request
         self._end_tries = 0
+        self._query_tries = 0                   # unanswered queries in a row
         self._countdown_at = FOREVER
         self._last_request = -FOREVER
         self._restore(now)
@@ -206,6 +226,11 @@ class OtaClient:
     def downloaded_version(self) -> int | None:
         """DownloadedFileVersion: the image's, once the device verified it."""
         return self.image.file_version if self.state in VERIFIED else None
+
+    @property
+    def end_tries(self) -> int:
+        """Upgrade End Requests sent for the held image (answered or not)."""
+        return self._end_tries
 
     @property
     def expecting(self) -> bool:
@@ -353,7 +378,8 @@ class OtaClient:
 
     def _on_query_timeout(self, now: float) -> None:
         self._settle_query(Input.TIMED_OUT)
-        self._at(now + self.config.query_interval_s, Timer.QUERY)
+        self._query_tries += 1
+        self._at(now + self.config.query_backoff.delay(self._query_tries - 1, self.rng), Timer.QUERY)
 
     def _image_notify(self, frame, cmd: zcl.ImageNotify, now: float) -> None:
         c = self.config
@@ -380,6 +406,7 @@ class OtaClient:
             self._events.append(Ignored("query response without a query"))
             return
         self._settle_query(Input.ANSWERED)
+        self._query_tries = 0
         if self.state not in BEFORE_COMPLETE:
             # a late answer to a query made while paused: the download completed since;
             # it must neither discard the image nor replace the Upgrade End deadline
@@ -545,7 +572,7 @@ class OtaClient:
     def _send_end(self, now: float) -> None:
         self._end_tries += 1
         self._request(zcl.UpgradeEndRequest(Status.SUCCESS, *self._id()))
-        self._at(now + self.config.end_retry_s, Timer.END_RETRY)
+        self._at(now + self.config.end_backoff.delay(self._end_tries - 1, self.rng), Timer.END_RETRY)
 
     def _on_end_retry(self, now: float) -> None:
         if self._end_tries >= self.config.end_max_tries:
@@ -628,6 +655,7 @@ class OtaClient:
         # a server that answers our query with a Default Response has nothing for us
         if cmd.command == zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST and self.query is QueryState.ASKED:
             self._settle_query(Input.ANSWERED)
+            self._query_tries = 0
             if self.state not in BEFORE_COMPLETE:
                 return  # the download completed since (see _query_response): keep its deadline
             self._events.append(QueryAnswered(None, 0))

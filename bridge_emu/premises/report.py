@@ -24,6 +24,9 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
             "flash_erases": b.device.flash.stats["erases"] - r.erases_before,
             "alerts": r.alerts, "outcome": r.outcome if run.settled(s) else f"unsettled ({r.outcome})",
         }
+        stall = run.stall(s)
+        if stall is not None:
+            row["stalled"] = stall
         if s.bridge.profile.power == "battery":
             ns = s.transport.stats
             flash_s = b.device.flash.stats["busy_us"] / 1e6

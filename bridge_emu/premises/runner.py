@@ -49,7 +49,8 @@ class PremisesRun:
                     offers[str(path)] = store.add_file(path)
         self.server = OtaServer(store, policy, address=HUB)
         self.hub_log: list[dict] = []
-        self.hub = Hub(self.server, activation=hub_cfg.get("activation", "immediate"), log=self.hub_log)
+        self.hub = Hub(self.server, activation=hub_cfg.get("activation", "immediate"), log=self.hub_log,
+                       seed=self.net.scheduler.rng.randrange(1 << 30))
         hub_transport = self.net.add_node(HUB, "hub")
         self.hub_driver = Driver(self.hub, hub_transport, self.clock)
         self.hub_driver.start()
@@ -108,7 +109,20 @@ class PremisesRun:
             return False
         if b.client.status != 0:
             return False
+        if b.unacked or s.address in self.hub.pending:
+            return False   # an exchange with the hub is still being repeated
         return s.spec.offer == "none" or b.record.outcome in ("upgraded", "rolled back")
+
+    def stall(self, s: BridgeSlot) -> str | None:
+        """Why a bridge has not settled (None if it has): the step it waits on and
+        what it last heard."""
+        if self.settled(s):
+            return None
+        b = s.bridge
+        p = self.hub.pending.get(s.address)
+        step = (f"the hub's CS06 sent {p.tries} times, unanswered" if p is not None and b.phase is Phase.RUNNING
+                and b.confirmed and not b.unacked else b.stalled_at())
+        return f"{step}; {b.heard()}"
 
     def done(self) -> bool:
         return all(self.settled(s) for s in self.slots)

@@ -400,7 +400,7 @@ def test_every_timer_has_its_handler(images):
 
 
 ALLOWED_IMPORTS = {"bridge_emu.codec", "bridge_emu.core", "bridge_emu.ota", "bridge_emu.errors", "bridge_emu.fsm",
-                   "bridge_emu.keys", "bridge_emu.emulator"}
+                   "bridge_emu.keys", "bridge_emu.retry", "bridge_emu.emulator"}
 
 
 def test_the_bridge_imports_only_the_layers_below_it():

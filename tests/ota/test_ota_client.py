@@ -763,14 +763,44 @@ def test_no_image_available_asks_again_after_the_query_interval(answer):
     assert commands(sent(c)) == [QueryNextImageRequest(*ID[:2], V_CURRENT, B4.hw_version)]
 
 
-def test_unanswered_query_is_asked_again_after_the_query_interval():
-    c, _ = fresh(query_interval_s=120.0, response_timeout_s=3.0)
+def test_unanswered_query_is_asked_again_backing_off_up_to_the_query_interval():
+    c, _ = fresh(query_interval_s=120.0, response_timeout_s=3.0, query_retry_s=3.0)
     c.query_now(0.0)
     sent(c)
-    c.timer(3.0)                        # the query timed out
-    assert sent(c) == [] and c.next_deadline() == 123.0
-    c.timer(123.0)
-    assert len(sent(c)) == 1
+    now, waits = 0.0, []
+    for _ in range(8):
+        now += 3.0
+        c.timer(now)                        # the query timed out
+        assert sent(c) == []
+        waits.append(c.next_deadline() - now)
+        now = c.next_deadline()
+        c.timer(now)
+        assert len(sent(c)) == 1            # asked again
+    nominal = [3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 120.0, 120.0]
+    # jittered: up to a quarter less than the nominal doubling, never more
+    assert all(0.75 * n <= w <= n for w, n in zip(waits, nominal)), waits
+    assert len(set(waits)) == len(waits)
+
+
+def test_an_answered_query_starts_the_backoff_again():
+    c, _ = fresh(query_interval_s=300.0, response_timeout_s=3.0, query_retry_s=3.0)
+    c.query_now(0.0)
+    sent(c)
+    c.timer(3.0)
+    c.timer(c.next_deadline())              # second try
+    assert c.next_deadline() > 3.0
+    sent(c)
+    c.timer(c.next_deadline())              # timed out again
+    t = c.next_deadline()
+    c.timer(t)                              # third try
+    (q,) = sent(c)
+    send(c, QueryNextImageResponse(Status.NO_IMAGE_AVAILABLE), t + 0.1, tsn=q.header.tsn)
+    assert c.next_deadline() == pytest.approx(t + 0.1 + 300.0)
+    c.timer(c.next_deadline())
+    sent(c)
+    now = c.next_deadline()
+    c.timer(now)                            # this query went unanswered: the first short wait again
+    assert 0.75 * 3.0 <= c.next_deadline() - now <= 3.0
 
 
 def test_an_image_that_does_not_fit_is_not_downloaded():

@@ -116,7 +116,7 @@ def test_every_timer_has_a_handler_and_a_state_that_runs_it():
 
 
 CLIENT_MODULES = ("client", "client_states", "client_events")
-CLIENT_MAY_IMPORT = ("bridge_emu.codec", "bridge_emu.errors", "bridge_emu.fsm",
+CLIENT_MAY_IMPORT = ("bridge_emu.codec", "bridge_emu.errors", "bridge_emu.fsm", "bridge_emu.retry",
                      "bridge_emu.ota.client_events", "bridge_emu.ota.client_states")
 ABOVE_OTA = ("bridge_emu.core", "bridge_emu.net", "bridge_emu.emulator", "bridge_emu.premises",
              "bridge_emu.tools", "bridge_emu.cli")
