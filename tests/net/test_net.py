@@ -566,3 +566,25 @@ def test_driven_ping_pong_recovers_from_loss_over_two_hops():
     assert pinger.left == 0
     assert [seq for _, seq in pinger.answered] == list(range(200))
     assert pinger.resends > 0
+
+
+# --------------------------------------------------------------------------- burst outages
+
+
+def test_a_burst_outage_loses_every_frame_sent_across_its_hop_and_only_then():
+    net = premises()
+    got = inbox(net.node(B2))
+    net.link(B2).outage(1.0, 2.0)               # [1, 3)
+    for t in (0.0, 1.0, 2.5, 3.0):
+        net.scheduler.call_at(t, lambda t=t: net.node(B1).send(B2, OTA, bytes([int(t * 2)])))
+    net.scheduler.run_until_idle()
+    assert [p for _, _, _, p in got] == [bytes([0]), bytes([6])]
+    assert net.link(B2).stats.lost == 2 and net.link(B4).stats.lost == 0
+    assert net.link(B2).outages == []            # ended outages are dropped as time passes
+
+
+def test_an_outage_needs_a_finite_start_and_a_positive_duration():
+    net = premises()
+    for start, duration in ((0.0, 0.0), (0.0, -1.0), (math.inf, 1.0), (0.0, math.nan)):
+        with pytest.raises(NetError, match="outage"):
+            net.link(B2).outage(start, duration)
