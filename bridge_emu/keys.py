@@ -72,11 +72,22 @@ def _read(source) -> tuple[bytes, str]:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
 
 
+def describe_key(key) -> str:
+    """What kind of key an object is, in words (for refusals)."""
+    if isinstance(key, x509.Certificate):
+        return f"a certificate for {describe_key(key.public_key())}"
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return f"an EC key on {key.curve.name}"
+    size = getattr(key, "key_size", None)
+    name = type(key).__name__.replace("PublicKey", "").replace("PrivateKey", "").lstrip("_")
+    return f"an {name} key" + (f" of {size} bits" if size else "")
+
+
 def load_public_key(source) -> ec.EllipticCurvePublicKey:
     """The P-256 public key in `source`: a path, PEM or DER bytes (public key,
     private key or X.509 certificate), or a key or certificate object.
     The one loader of the project: every verifier takes keys through it."""
-    key = source
+    key, what = source, "key"
     if not isinstance(source, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey, x509.Certificate)):
         raw, what = _read(source)
         try:
@@ -94,12 +105,13 @@ def load_public_key(source) -> ec.EllipticCurvePublicKey:
                     key = x509.load_der_x509_certificate(raw)
         except (ValueError, TypeError) as e:
             raise KeyFileError(f"{what}: not a PEM/DER public key, private key or certificate ({e})") from None
+    held = describe_key(key)
     if isinstance(key, x509.Certificate):
         key = key.public_key()
     if isinstance(key, ec.EllipticCurvePrivateKey):
         key = key.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise KeyFileError(f"not an ECDSA P-256 key: {type(key).__name__}")
+        raise KeyFileError(f"{what}: not an ECDSA P-256 key (it holds {held})")
     return key
 
 
@@ -111,7 +123,7 @@ def load_private_key(source, password: bytes | None = None) -> ec.EllipticCurveP
     except (ValueError, TypeError) as e:
         raise KeyFileError(f"{what}: not a PEM private key ({e})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise KeyFileError(f"{what}: not an ECDSA P-256 private key")
+        raise KeyFileError(f"{what}: not an ECDSA P-256 private key (it holds {describe_key(key)})")
     return key
 
 

@@ -94,8 +94,22 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _key(args: argparse.Namespace, *options: str, private: bool = False):
+    """The key the first given of `options` names (None if none is given); a
+    refusal names the option as well as the file."""
+    from bridge_emu.keys import KeyFileError, load_private_key, load_public_key
+
+    for option in options:
+        value = getattr(args, option)
+        if value:
+            try:
+                return (load_private_key if private else load_public_key)(value)
+            except KeyFileError as e:
+                raise BridgeEmuError(f"--{option.replace('_', '-')}: {e}") from None
+    return None
+
+
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    from bridge_emu.keys import load_private_key
     from bridge_emu.tools.imagetool import BuildSpec, build
 
     hw = None
@@ -107,7 +121,7 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     spec = BuildSpec(args.type, args.version, security_counter=args.security_counter,
                      manufacturer=args.manufacturer, image_type=args.image_type, hw_range=hw,
                      payload_size=args.payload_size, build_id=args.build_id, behaviour=behaviour)
-    name, data = build(spec, load_private_key(args.manufacturer_key), load_private_key(args.supplier_key))
+    name, data = build(spec, _key(args, "manufacturer_key", private=True), _key(args, "supplier_key", private=True))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_bytes(data)
@@ -117,12 +131,10 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
 
 def _cmd_image_info(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_info
-    from bridge_emu.keys import load_public_key
     from bridge_emu.tools.imagetool import image_files, inspect
 
-    supplier_source = args.supplier_cert or args.supplier_key
-    supplier = load_public_key(supplier_source) if supplier_source else None
-    manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
+    supplier = _key(args, "supplier_cert", "supplier_key")
+    manufacturer = _key(args, "manufacturer_key")
     files = image_files(args.files)
     reports, status = [], 0
     for f in files:
@@ -148,11 +160,10 @@ def _cmd_image_info(args: argparse.Namespace) -> int:
 
 def _cmd_image_verify(args: argparse.Namespace) -> int:
     from bridge_emu.codec.ota_file import OtaFileError
-    from bridge_emu.keys import load_public_key
     from bridge_emu.tools.imagetool import verify
 
-    supplier = load_public_key(args.supplier_cert or args.supplier_key)
-    manufacturer = load_public_key(args.manufacturer_key) if args.manufacturer_key else None
+    supplier = _key(args, "supplier_cert", "supplier_key")
+    manufacturer = _key(args, "manufacturer_key")
     path = pathlib.Path(args.file)
     try:
         data = path.read_bytes()
@@ -162,6 +173,8 @@ def _cmd_image_verify(args: argparse.Namespace) -> int:
         v = verify(data, supplier_key=supplier, manufacturer_key=manufacturer, hw_version=args.hw_version)
     except OtaFileError as e:
         raise BridgeEmuError(f"{path}: unreadable: {e}") from None
+    except BridgeEmuError as e:
+        raise BridgeEmuError(f"{path}: {e}") from None
     if args.json:
         print(json.dumps({"file": str(path), "valid": v.valid, "reasons": v.reasons, "checks": v.checks}, indent=2))
     else:
@@ -243,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = im.add_parser("verify", help="verify as a bridge does: exit 0 valid, 1 invalid, 2 unreadable")
     v.add_argument("file")
-    sk = v.add_mutually_exclusive_group(required=True)
+    sk = v.add_mutually_exclusive_group()
     sk.add_argument("--supplier-cert", help="X.509 certificate (PEM/DER) of the supplier")
     sk.add_argument("--supplier-key", help="supplier public (or private) key, PEM/DER")
     v.add_argument("--manufacturer-key", help="also verify the bootable image with this key")

@@ -18,18 +18,31 @@ def print_state(r: dict) -> None:
     t = Table("slot", "address", "size", "image", "security counter", "sha256", "status")
     for s in r["slots"]:
         img = s["image"] or {}
+        if "download" in s:
+            d = s["download"]
+            status = f"[yellow]partial download ({d['bytes'] * 100 // max(1, d['of'])} %)[/]"
+        else:
+            status = "valid" if s["valid"] else f"[red]{s['error']}[/]"
         t.add_row(str(s["slot"]), f"0x{s['addr']:x}", str(s["size"]), img.get("version", "-"),
-                  str(img.get("security_counter", "-")), img.get("sha256", "-")[:16],
-                  "valid" if s["valid"] else f"[red]{s['error']}[/]")
+                  str(img.get("security_counter", "-")), img.get("sha256", "-")[:16], status)
     con.print(t)
+    for s in r["slots"]:
+        if "download" in s:
+            d = s["download"]
+            con.print(f"slot {s['slot']}: partial download, {d['bytes']} of {d['of']} bytes in flash"
+                      " (resumes from there)", highlight=False, soft_wrap=True)
     f = r["flash"]
     con.print(f"flash: {f['writes']} writes, {f['erases']} erases, {f['busy_us'] / 1e6:.2f} s busy;"
               f" most-erased sector {r['max_sector_erases']} times")
     if "events" in r:
-        con.print(f"event log: {r['events_total']} events" + (f", the last {len(r['events'])}:" if r["events"] else ""))
+        bad = r.get("events_unreadable", 0)
+        con.print(f"event log: {r['events_total']} events" + (f" ({bad} unreadable lines skipped)" if bad else "")
+                  + (f", the last {len(r['events'])}:" if r["events"] else ""))
         for e in r["events"]:
             rest = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "bridge", "event"))
-            con.print(f"  {e['t']:10.3f}s  {e['event']:22s} {rest}")
+            t = e.get("t")
+            when = f"{t:10.3f}s" if isinstance(t, int | float) and not isinstance(t, bool) else f"{'?':>10s} "
+            con.print(f"  {when}  {str(e.get('event', '?')):22s} {rest}", markup=False, highlight=False)
     con.print()
 
 
@@ -61,6 +74,14 @@ def print_info(r: dict) -> None:
                       f" {fw.get('version', '')} {' '.join(flags)}")
         else:
             con.print(f"bootable image: {inner.get('error')}")
+    integrity = r.get("generic", {}).get("integrity")
+    if integrity is not None:
+        if not integrity["present"]:
+            con.print("image integrity code (tag 0x0003): none in the file")
+        elif integrity["ok"]:
+            con.print(f"image integrity code (tag 0x0003, {integrity['form']}) {integrity['code']}: [green]matches[/]")
+        else:
+            con.print(f"image integrity code (tag 0x0003): [red]{integrity['detail']}[/]")
     for name, ok in r["signatures"].items():
         con.print(f"{name} signature: " + ("[green]verifies[/]" if ok else "[red]does not verify[/]"))
     for a in r["anomalies"]:

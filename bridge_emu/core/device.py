@@ -89,8 +89,9 @@ class Device:
         return cls(flash, crypto)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, crypto: HostCrypto | None = None) -> Device:
-        return cls(Flash.open(path), crypto)
+    def open(cls, path: str | os.PathLike, crypto: HostCrypto | None = None, *, read_only: bool = False) -> Device:
+        """read_only: to look at the device; nothing done to it reaches its file."""
+        return cls(Flash.open(path, read_only=read_only), crypto)
 
     def reopen(self) -> None:
         """Read the state log again (what a reset does before the bootloader runs)."""

@@ -191,6 +191,49 @@ class DeviceConfig:
         return cls(Geometry.from_json(d["geometry"]), Layout.from_json(d["layout"]), d.get("notes", {}))
 
 
+MAX_FLASH = 1 << 30           # a device file's flash array: 1 GiB at most
+_U32 = (1 << 32) - 1
+
+
+def check_config(config: DeviceConfig, where: str) -> None:
+    """Refuse a configuration no device can have (a hand-edited or corrupt file
+    header): every count, size, time and address a whole number in range, the
+    areas inside the flash. Raises DeviceFileError naming the field."""
+    def number(name: str, v, lo: int = 0, hi: int = _U32) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise DeviceFileError(f"{where}: device config {name} = {v!r}, expected a whole number {lo}..{hi}")
+        return v
+
+    g, lay = config.geometry, config.layout
+    if not isinstance(g.regions, tuple) or not 1 <= len(g.regions) <= 8:
+        raise DeviceFileError(f"{where}: device config geometry.regions: 1 to 8 regions expected")
+    for i, r in enumerate(g.regions):
+        number(f"geometry.regions[{i}].count", r.count, 1, 1 << 20)
+        number(f"geometry.regions[{i}].size", r.size, 1, MAX_FLASH)
+        number(f"geometry.regions[{i}].erase_us", r.erase_us)
+    align = number("geometry.write_align", g.write_align, 1, 256)
+    if align & (align - 1):
+        raise DeviceFileError(f"{where}: device config geometry.write_align = {align}, expected a power of two")
+    number("geometry.page_size", g.page_size, 1, MAX_FLASH)
+    number("geometry.page_program_us", g.page_program_us)
+    if g.size > MAX_FLASH:
+        raise DeviceFileError(f"{where}: device config geometry: {g.size} bytes of flash, at most {MAX_FLASH}")
+    if lay.mode not in MODES:
+        raise DeviceFileError(f"{where}: device config layout.mode = {lay.mode!r}, expected one of {sorted(MODES)}")
+    areas = {"layout.log[0]": (lay.log[0], 1), "layout.log[1]": (lay.log[1], 1),
+             "layout.slots[0]": lay.slots[0], "layout.slots[1]": lay.slots[1], "layout.plan": lay.plan}
+    for name, (addr, size) in areas.items():
+        number(f"{name} address", addr)
+        number(f"{name} size", size)
+        if addr + size > g.size:
+            raise DeviceFileError(f"{where}: device config {name} ends at 0x{addr + size:x}, "
+                                  f"past the {g.size}-byte flash")
+    number("layout.max_attempts", lay.max_attempts, 1, 255)
+    if not isinstance(lay.allow_downgrade, bool):
+        raise DeviceFileError(f"{where}: device config layout.allow_downgrade = {lay.allow_downgrade!r}, "
+                              "expected true or false")
+
+
 def _offsets(geometry: Geometry) -> tuple[int, int, int]:
     otp_off = _align(COUNTS_OFF + 4 * geometry.n_sectors)
     flash_off = _align(otp_off + OTP_SIZE)
@@ -209,6 +252,7 @@ class Flash:
         self.geometry = config.geometry
         self.path = path
         self._file = _file
+        self.read_only = False
         self._buf = buf
         self._otp_off, self._flash_off, total = _offsets(self.geometry)
         if len(buf) < total:
@@ -248,10 +292,13 @@ class Flash:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Flash:
+    def open(cls, path: str | os.PathLike, *, read_only: bool = False) -> Flash:
+        """The device in the flash file at path. read_only: for looking at it: the
+        file is only read (read-only media will do) and nothing the flash model
+        does, its read counters included, ever reaches the file."""
         path = pathlib.Path(path)
         try:
-            f = open(path, "r+b")
+            f = open(path, "rb" if read_only else "r+b")
         except OSError as e:
             raise DeviceFileError(f"{path}: cannot open device file ({e.strerror})") from None
         head = f.read(PAGE)
@@ -263,8 +310,14 @@ class Flash:
             raise DeviceFileError(f"{path}: not a bridge-emu device file (bad magic)")
         (n,) = struct.unpack_from("<I", head, 8)
         try:
+            if n > PAGE - 12:
+                raise ValueError(f"config length {n} overruns the header")
             config = DeviceConfig.from_json(json.loads(head[12:12 + n]))
-        except (ValueError, KeyError, TypeError) as e:
+            check_config(config, str(path))
+        except DeviceFileError:
+            f.close()
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
             f.close()
             raise DeviceFileError(f"{path}: unreadable device config ({e})") from None
         size = os.fstat(f.fileno()).st_size
@@ -272,14 +325,21 @@ class Flash:
         if size < total:
             f.close()
             raise DeviceFileError(f"{path}: truncated ({size} bytes, expected {total})")
-        mm = mmap.mmap(f.fileno(), total)
-        return cls(mm, config, path=path, _file=f)
+        if read_only:
+            # a private copy-on-write mapping: writes stay in this process
+            mm = mmap.mmap(f.fileno(), total, access=mmap.ACCESS_COPY)
+        else:
+            mm = mmap.mmap(f.fileno(), total)
+        flash = cls(mm, config, path=path, _file=f)
+        flash.read_only = read_only
+        return flash
 
     def close(self) -> None:
         if self._file is not None:
             self._cbuf = None
             self.ctx = None
-            self._buf.flush()
+            if not self.read_only:
+                self._buf.flush()
             self._buf.close()
             self._file.close()
             self._file = None

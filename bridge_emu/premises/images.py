@@ -20,14 +20,38 @@ class ImageSet:
     directory: pathlib.Path
 
     def __post_init__(self):
-        index_path = self.directory / "index.json"
+        self.directory = pathlib.Path(self.directory)
+        index_path = self.index_path = self.directory / "index.json"
+        if not self.directory.is_dir():
+            raise PremisesError(f"{self.directory}: not an image folder (index.json and keys/)")
         try:
-            self.index = json.loads(index_path.read_text())
+            self.index = json.loads(index_path.read_bytes().decode("utf-8"))
         except (OSError, ValueError) as e:
-            raise PremisesError(f"{index_path}: cannot read the image index ({e})") from None
+            raise PremisesError(f"{index_path}: cannot read the image index ({getattr(e, 'strerror', None) or e})"
+                                ) from None
+        if not isinstance(self.index, dict):
+            raise PremisesError(f"{index_path}: the image index is a JSON object of \"TYPE/ROLE\" entries")
+        for key, entry in self.index.items():
+            if (not isinstance(entry, dict) or not isinstance(entry.get("file"), str)
+                    or not isinstance(entry.get("version"), str)):
+                raise PremisesError(f"{index_path}: entry {key!r} needs a \"file\" and a \"version\" (strings)")
+            rel = pathlib.PurePosixPath(entry["file"])
+            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+                raise PremisesError(f"{index_path}: entry {key!r} names {entry['file']!r}, not a file in the folder")
         keys = self.directory / "keys"
         self.manufacturer_key = load_public_key(key_paths(keys, "manufacturer").public)
         self.supplier_key = load_public_key(key_paths(keys, "supplier").certificate)
 
+    def entry(self, bridge_type: str, role: str) -> dict:
+        """The index entry of a type's image in a role; a clear error if there is none."""
+        key = f"{bridge_type}/{role}"
+        if key not in self.index:
+            listed = ", ".join(sorted(self.index)) or "nothing"
+            raise PremisesError(f"{self.index_path}: no entry {key!r} (it lists {listed})")
+        return self.index[key]
+
     def file(self, bridge_type: str, role: str) -> pathlib.Path:
-        return self.directory / self.index[f"{bridge_type}/{role}"]["file"]
+        path = self.directory / self.entry(bridge_type, role)["file"]
+        if not path.is_file():
+            raise PremisesError(f"{path}: missing (index.json names it for {bridge_type}/{role})")
+        return path

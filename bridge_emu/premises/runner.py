@@ -10,11 +10,12 @@ from bridge_emu.emulator.bridge import Bridge, BridgeConfig, Phase
 from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.hub import HUB, Hub
 from bridge_emu.emulator.profiles import profile
+from bridge_emu.errors import BridgeEmuError
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
 from bridge_emu.premises.images import ImageSet
-from bridge_emu.premises.schema import BridgeSpec, PremisesSpec, link_spec
+from bridge_emu.premises.schema import BridgeSpec, PremisesError, PremisesSpec, link_spec
 
 
 @dataclass
@@ -47,6 +48,10 @@ class PremisesRun:
                 path = images.file(b.type, b.offer)
                 if str(path) not in offers:
                     offers[str(path)] = store.add_file(path)
+                    if offers[str(path)] is None:
+                        raise PremisesError(f"{path}: not an OTA file the hub can serve "
+                                            f"({store.skipped[-1][1]}); named by {images.index_path} "
+                                            f"for {b.type}/{b.offer}")
         self.server = OtaServer(store, policy, address=HUB)
         self.hub_log: list[dict] = []
         self.hub = Hub(self.server, activation=hub_cfg.get("activation", "immediate"), log=self.hub_log,
@@ -74,7 +79,12 @@ class PremisesRun:
                 path = run_dir / b.name / "flash.bemu"
             device = Device.create(path, prof.geometry, prof.layout(), keys=[images.manufacturer_key],
                                    notes={"bridge": b.name, "type": b.type, "premises": spec.name})
-            factory_program(device, images.file(b.type, "current").read_bytes())
+            current = images.file(b.type, "current")
+            try:
+                factory_program(device, current.read_bytes())
+            except BridgeEmuError as e:
+                device.close()
+                raise PremisesError(f"{current}: cannot program it as {b.name}'s factory image ({e})") from None
             bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=cfg,
                             max_payload=t.max_payload, seed=self.net.scheduler.rng.randrange(1 << 30),
                             log_path=None if run_dir is None else run_dir / b.name / "events.jsonl")
@@ -89,7 +99,7 @@ class PremisesRun:
             else:
                 img = offers[str(images.file(b.type, b.offer))]
                 self.server.offer(addr, img)
-                offered = images.index[f"{b.type}/{b.offer}"]["version"]
+                offered = images.entry(b.type, b.offer)["version"]
             self.slots.append(BridgeSlot(b, addr, bridge, t, driver, offered))
 
     # -- running

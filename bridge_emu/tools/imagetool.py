@@ -127,8 +127,24 @@ def inspect(data: bytes, *, supplier_key=None, manufacturer_key=None) -> dict:
         if manufacturer_key is not None:
             out["signatures"]["manufacturer"] = _image_signature_ok(body.manufacturer_image, manufacturer_key)
     else:
-        out["generic"] = {"elements": [{"tag": e.tag, "length": len(e.data)} for e in body.elements]}
+        out["generic"] = {"elements": [{"tag": e.tag, "length": len(e.data)} for e in body.elements],
+                          "integrity": _integrity(data[insp.start:len(data) - len(insp.trailing)], h)}
     return out
+
+
+def _integrity(file_bytes: bytes, header) -> dict:
+    """The AES-MMO image integrity code (tag 0x0003) of a plain ZigBee OTA file,
+    checked in C as a device would: which form matched, the code, or why it fails."""
+    try:
+        r = verify_ota_in_flash(flash_holding(file_bytes), 0, len(file_bytes), manufacturer=header.manufacturer,
+                                image_type=header.image_type, hw_version=header.min_hardware_version or 0,
+                                body="generic")
+    except ImageError as e:
+        return {"present": True, "ok": False, "error": e.name, "detail": str(e)}
+    if r.integrity == "none":
+        return {"present": False, "ok": None}
+    return {"present": True, "ok": True, "form": r.integrity, "offset": r.integrity_offset,
+            "code": r.integrity_code.hex()}
 
 
 def _inner(image: bytes) -> dict:
@@ -182,19 +198,28 @@ class Verdict:
     checks: dict                    # what was checked and how it went
 
 
-def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int | None = None) -> Verdict:
-    """What a bridge checks on download completion, in C, plus the strict
-    reading of the file: every reason it fails, not just the first."""
+def verify(data: bytes, *, supplier_key=None, manufacturer_key=None, hw_version: int | None = None) -> Verdict:
+    """What a device checks on download completion, in C, plus the strict
+    reading of the file: every reason it fails, not just the first.
+
+    A GBCS upgrade image is checked against the supplier's key (it must be
+    given); a plain ZigBee OTA file, such as a vendor's, by its AES-MMO image
+    integrity code (tag 0x0003), which needs no key."""
     reasons: list[str] = []
     checks: dict = {}
+    insp = ota.read_tolerant(data)
+    h = insp.file.header
+    if not isinstance(insp.file.body, ota.GbcsBody):
+        return _verify_generic(data, insp, hw_version)
+    if supplier_key is None:
+        raise BridgeEmuError("a GBCS upgrade image: checking its supplier signature needs "
+                             "--supplier-cert or --supplier-key")
     try:
         ota.read_strict(data, ota.BodyKind.GBCS)
         checks["format"] = "ok"
     except ota.OtaFileError as e:
         reasons.append(f"format: {e}")
         checks["format"] = str(e)
-    insp = ota.read_tolerant(data)
-    h = insp.file.header
     # the device's expectations are the file's own identity; a hardware
     # version, if given, is checked against the file's range
     hw = hw_version if hw_version is not None else (h.min_hardware_version or 0)
@@ -220,4 +245,31 @@ def verify(data: bytes, *, supplier_key, manufacturer_key=None, hw_version: int 
         except ImageError as e:
             reasons.append(f"manufacturer: {e}")
             checks["manufacturer_signature"] = e.name
+    return Verdict(not reasons, reasons, checks)
+
+
+def _verify_generic(data: bytes, insp, hw_version: int | None) -> Verdict:
+    reasons: list[str] = []
+    checks: dict = {"body": "generic"}
+    try:
+        ota.read_strict(data, ota.BodyKind.GENERIC)
+        checks["format"] = "ok"
+    except ota.OtaFileError as e:
+        reasons.append(f"format: {e}")
+        checks["format"] = str(e)
+    h = insp.file.header
+    file_bytes = data[insp.start:]
+    hw = hw_version if hw_version is not None else (h.min_hardware_version or 0)
+    try:
+        r = verify_ota_in_flash(flash_holding(file_bytes), 0, len(file_bytes), manufacturer=h.manufacturer,
+                                image_type=h.image_type, hw_version=hw, body="generic")
+        checks["integrity"] = r.integrity
+        if r.integrity == "none":
+            checks["integrity_code"] = None     # nothing to check: valid as far as a device can tell
+        else:
+            checks["integrity_code"] = r.integrity_code.hex()
+            checks["integrity_offset"] = r.integrity_offset
+    except ImageError as e:
+        reasons.append(f"{'integrity' if e.name == 'BE_ERR_OTA_INTEGRITY' else 'body'}: {e}")
+        checks["integrity"] = e.name
     return Verdict(not reasons, reasons, checks)
