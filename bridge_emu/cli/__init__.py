@@ -20,7 +20,8 @@ def _run_session(specs, args: argparse.Namespace, run_dir) -> int:
     from bridge_emu.cli import present
     from bridge_emu.premises.session import Session
 
-    session = Session.open(specs, images_dir=pathlib.Path(args.images), run_dir=run_dir)
+    session = Session.open(specs, images_dir=pathlib.Path(args.images), run_dir=run_dir,
+                           seed=getattr(args, "seed", None), resume=args.resume)
     try:
         if args.json:
             session.run(args.limit)
@@ -36,30 +37,66 @@ def _run_session(specs, args: argparse.Namespace, run_dir) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from bridge_emu.premises.session import demo_premises, prepare_dir
+    from bridge_emu.premises.session import demo_premises
 
-    return _run_session(demo_premises(), args, None if args.no_dir else prepare_dir(pathlib.Path(args.dir)))
+    return _run_session(demo_premises(), args, _run_dir(args))
+
+
+def _run_dir(args: argparse.Namespace):
+    from bridge_emu.premises.session import prepare_dir, resume_dir
+
+    if args.resume:
+        if args.no_dir:
+            raise BridgeEmuError("--resume goes on from the flash files in --dir; it cannot go with --no-dir")
+        return resume_dir(pathlib.Path(args.dir))
+    return None if args.no_dir else prepare_dir(pathlib.Path(args.dir))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bridge_emu.premises.schema import resolve
-    from bridge_emu.premises.session import prepare_dir
 
     specs = [resolve(p) for p in args.premises]
-    return _run_session(specs, args, None if args.no_dir else prepare_dir(pathlib.Path(args.dir)))
+    if args.seeds is not None:
+        if args.resume:
+            raise BridgeEmuError("--seeds runs in memory; it cannot go with --resume")
+        return _sweep(specs, args)
+    return _run_session(specs, args, _run_dir(args))
+
+
+def _sweep(specs, args: argparse.Namespace) -> int:
+    from bridge_emu.cli import present
+    from bridge_emu.premises.session import sweep_seeds
+
+    if args.seed is not None:
+        raise BridgeEmuError("--seed and --seeds: give one of them")
+    con = None if args.json else present.console()
+    result = sweep_seeds(specs, images_dir=pathlib.Path(args.images), seeds=args.seeds, limit_s=args.limit,
+                         on_seed=None if con is None else lambda seed, s: present.print_seed(con, seed, s))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        present.print_sweep(con, result)
+    return 0 if result["settled"] else 1
 
 
 def _cmd_state(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_state
     from bridge_emu.tools.devices import find_devices, report_file
 
-    reports = [report_file(path, args.events) for path in find_devices(args.path)]
+    reports, complaints = [], []
+    for path in find_devices(args.path):
+        try:
+            reports.append(report_file(path, args.events))
+        except BridgeEmuError as e:
+            complaints.append(str(e))
     if args.json:
-        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        print(json.dumps(reports, indent=2))    # always a list: one shape for one device or many
     else:
         for r in reports:
             print_state(r)
-    return 0
+    for c in complaints:
+        print(f"bridge-emu: error: {c}", file=sys.stderr)
+    return 2 if complaints else 0
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -75,6 +112,42 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} (decimal or 0x-hex)") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line like every other refusal."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seed(text: str) -> int:
+    n = _int(text)
+    if not 0 <= n < 1 << 32:
+        raise argparse.ArgumentTypeError(f"a seed is 0..{(1 << 32) - 1}, not {text!r}")
+    return n
+
+
+def _seeds(text: str) -> list[int]:
+    """"1-50" (inclusive) or "3,7,12": the seeds of a sweep."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        first = _seed(lo)
+        last = _seed(hi) if sep else first
+        if last < first or last - first >= 10_000:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r}: want A-B with A <= B, at most 10000 seeds")
+        seeds.extend(range(first, last + 1))
+    if len(seeds) > 10_000:
+        raise argparse.ArgumentTypeError("at most 10000 seeds in one sweep")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    n = _int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
+    return n
 
 
 def _limit(text: str) -> float:
@@ -123,52 +196,56 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
                      payload_size=args.payload_size, build_id=args.build_id, behaviour=behaviour)
     name, data = build(spec, _key(args, "manufacturer_key", private=True), _key(args, "supplier_key", private=True))
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_bytes(data)
-    print(out / name)
+    target = out / name
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.read_bytes() != data:
+            # the GBCS name carries the manufacturer image hash only: another header
+            # (hardware range, image type) gives the same name, and must not replace it
+            raise BridgeEmuError(f"{target}: exists and holds another build of the same manufacturer image; "
+                                 "remove it or choose another -o")
+        target.write_bytes(data)
+    except OSError as e:
+        raise BridgeEmuError(f"{e.filename or target}: cannot write the image ({e.strerror})") from None
+    print(target)
     return 0
 
 
 def _cmd_image_info(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_info
-    from bridge_emu.tools.imagetool import image_files, inspect
+    from bridge_emu.tools.imagetool import MAX_FILE_SIZE, image_files, inspect, read_file
 
     supplier = _key(args, "supplier_cert", "supplier_key")
     manufacturer = _key(args, "manufacturer_key")
-    files = image_files(args.files)
-    reports, status = [], 0
-    for f in files:
+    files, complaints = image_files(args.files)
+    reports = []
+    for name in files:
         try:
-            data = f.read_bytes()
-        except OSError as e:
-            reports.append({"file": str(f), "error": f"cannot read ({e.strerror})"})
-            status = 2
-            continue
-        try:
-            reports.append({"file": str(f), **inspect(data, supplier_key=supplier, manufacturer_key=manufacturer)})
+            data = read_file(name, MAX_FILE_SIZE if args.max_size is None else args.max_size)
+            reports.append({"file": name, **inspect(data, supplier_key=supplier, manufacturer_key=manufacturer)})
         except BridgeEmuError as e:
-            reports.append({"file": str(f), "error": str(e)})
-            status = 2
+            message = str(e)
+            complaints.append(message if message.startswith(name) else f"{name}: {message}")
+            reports.append({"file": name, "error": message})
     if args.json:
-        print(json.dumps(reports[0] if len(args.files) == 1 and len(reports) == 1 and not
-                         pathlib.Path(args.files[0]).is_dir() else reports, indent=2))
+        print(json.dumps(reports, indent=2))    # always a list: one shape for one file or many
     else:
         for r in reports:
-            print_info(r)
-    return status
+            if "error" not in r:
+                print_info(r)
+    for c in complaints:
+        print(f"bridge-emu: error: {c}", file=sys.stderr)
+    return 2 if complaints else 0
 
 
 def _cmd_image_verify(args: argparse.Namespace) -> int:
     from bridge_emu.codec.ota_file import OtaFileError
-    from bridge_emu.tools.imagetool import verify
+    from bridge_emu.tools.imagetool import MAX_FILE_SIZE, read_file, verify
 
     supplier = _key(args, "supplier_cert", "supplier_key")
     manufacturer = _key(args, "manufacturer_key")
-    path = pathlib.Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise BridgeEmuError(f"{path}: cannot read ({e.strerror})") from None
+    path = args.file
+    data = read_file(path, MAX_FILE_SIZE)
     try:
         v = verify(data, supplier_key=supplier, manufacturer_key=manufacturer, hw_version=args.hw_version)
     except OtaFileError as e:
@@ -185,7 +262,7 @@ def _cmd_image_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bridge-emu", description=(
+    p = _Parser(prog="bridge-emu", description=(
         "Emulates the GB smart-metering Alt HAN bridges (B1-B4) taking firmware over the air: a ZigBee OTA "
         "Upgrade client over a C boot core with two flash banks, swap, confirm and rollback, on a simulated "
         "premises network. Start with `bridge-emu demo`."))
@@ -199,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--dir", default=default_dir, help=f"where the devices' flash files and event logs go "
                        f"(default {default_dir}; an earlier run's device files there are replaced, nothing else)")
         q.add_argument("--no-dir", action="store_true", help="keep the devices in memory")
+        q.add_argument("--resume", action="store_true", help="go on from the flash files a killed run left in "
+                       "--dir (what a power cut of the whole rig is): each bridge powers on from its flash")
         q.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
         q.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT_S, help="virtual seconds to run at most")
         q.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -212,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "ihd, gsme-mains, gsme-battery, both-close-mains, both-close-battery, "
                    "both-apart-mains, both-apart-battery")
     run_options(r, "out/run")
+    r.add_argument("--seed", type=_seed, help="the network's seed (loss, jitter, timing draws) for every premises, "
+                   "instead of each premises' own")
+    r.add_argument("--seeds", type=_seeds, help="sweep seeds, e.g. 1-50 or 3,7,12: run once per seed in memory and "
+                   "summarise each bridge's outcomes (exit 1 if any run did not settle)")
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")
@@ -238,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image-type", type=_int, help="image type (default: the profile's)")
     b.add_argument("--hw-min", type=_int, help="minimum hardware version")
     b.add_argument("--hw-max", type=_int, help="maximum hardware version")
-    b.add_argument("--payload-size", type=_int, help="emulated firmware payload bytes")
+    b.add_argument("--payload-size", type=_positive_int, help="emulated firmware payload bytes")
     b.add_argument("--build-id", default="", help="up to 16 ASCII characters")
     for switch in BEHAVIOUR_BITS:
         b.add_argument(f"--{switch.replace('_', '-')}", action="store_true",
@@ -247,15 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_image_build)
 
     i = im.add_parser("info", help="every header field, body layout, hashes, anomalies")
-    i.add_argument("files", nargs="+", help="OTA files or directories of them")
+    i.add_argument("files", nargs="+", help="OTA files or directories of them; - reads one from stdin")
     i.add_argument("--json", action="store_true")
     i.add_argument("--supplier-cert", help="X.509 certificate (PEM/DER) to check the supplier signature")
     i.add_argument("--supplier-key", help="public (or private) key to check the supplier signature")
     i.add_argument("--manufacturer-key", help="key to check the bootable image's signature")
+    i.add_argument("--max-size", type=_positive_int, default=None,
+                   help="read at most this many bytes of a file (default 64 MiB); longer ones are skipped")
     i.set_defaults(func=_cmd_image_info)
 
     v = im.add_parser("verify", help="verify as a bridge does: exit 0 valid, 1 invalid, 2 unreadable")
-    v.add_argument("file")
+    v.add_argument("file", help="an OTA file; - reads it from stdin")
     sk = v.add_mutually_exclusive_group()
     sk.add_argument("--supplier-cert", help="X.509 certificate (PEM/DER) of the supplier")
     sk.add_argument("--supplier-key", help="supplier public (or private) key, PEM/DER")

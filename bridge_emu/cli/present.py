@@ -130,6 +130,28 @@ def print_session(session, limit_s: float, con: Console) -> None:
                           highlight=False, soft_wrap=True)
 
 
+def print_seed(con: Console, seed: int, session) -> None:
+    """One line per seed of a sweep, as it finishes."""
+    bad = [f"{r['premises']}/{r['bridge']} {r['outcome']}" for r in session.rows() if "stalled" in r]
+    con.print(f"seed {seed}: " + ("settled" if session.settled else "[red]not settled[/]: " + ", ".join(bad))
+              + f"  ({session.virtual_s():.0f} s virtual, {session.wall_s:.2f} s wall)", highlight=False)
+
+
+def print_sweep(con: Console, result: dict) -> None:
+    seeds = result["seeds"]
+    t = Table(title=f"{len(seeds)} seeds, {seeds[0]}..{seeds[-1]}" if seeds else "no seeds", title_justify="left")
+    for c in ("premises", "bridge", "offered", "outcomes", "did not settle (seed: step)"):
+        t.add_column(c)
+    for e in result["summary"]:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(e["outcomes"].items(), key=lambda kv: -kv[1]))
+        stalls = "; ".join(f"{u['seed']}: {u['stalled']}" for u in e["unsettled"][:3])
+        if len(e["unsettled"]) > 3:
+            stalls += f"; and {len(e['unsettled']) - 3} more"
+        t.add_row(e["premises"], f"{e['bridge']} {e['type']}", e["offered"], outcomes, stalls or "-")
+    con.print(t)
+    con.print("every run settled" if result["settled"] else "[red]some runs did not settle[/]")
+
+
 def premises_tables(con: Console, rows: list[dict]) -> None:
     for premises in dict.fromkeys(r["premises"] for r in rows):
         t = Table(title=f"premises {premises}", title_justify="left")

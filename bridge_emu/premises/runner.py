@@ -33,7 +33,11 @@ class PremisesRun:
     """A premises on the simulated network, on virtual time."""
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, run_dir: pathlib.Path | None = None, *,
-                 seed: int | None = None, bridge_config: BridgeConfig | None = None):
+                 seed: int | None = None, bridge_config: BridgeConfig | None = None, resume: bool = False):
+        """resume: the bridges' flash files in run_dir are their devices as a killed
+        run left them (a power cut of the whole rig): they power on from what
+        their flash holds, and the hub, whose memory went with the power, starts
+        afresh. Power cuts the premises asks for are not repeated."""
         self.spec = spec
         self.images = images
         self.run_dir = run_dir
@@ -77,14 +81,11 @@ class PremisesRun:
             if run_dir is not None:
                 (run_dir / b.name).mkdir(parents=True, exist_ok=True)
                 path = run_dir / b.name / "flash.bemu"
-            device = Device.create(path, prof.geometry, prof.layout(), keys=[images.manufacturer_key],
-                                   notes={"bridge": b.name, "type": b.type, "premises": spec.name})
-            current = images.file(b.type, "current")
-            try:
-                factory_program(device, current.read_bytes())
-            except BridgeEmuError as e:
-                device.close()
-                raise PremisesError(f"{current}: cannot program it as {b.name}'s factory image ({e})") from None
+            notes = {"bridge": b.name, "type": b.type, "premises": spec.name}
+            if resume and path is not None and path.exists():
+                device = self._resumed(path, notes)
+            else:
+                device = self._factory_new(path, prof, b, images, notes)
             bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=cfg,
                             max_payload=t.max_payload, seed=self.net.scheduler.rng.randrange(1 << 30),
                             log_path=None if run_dir is None else run_dir / b.name / "events.jsonl")
@@ -100,7 +101,33 @@ class PremisesRun:
                 img = offers[str(images.file(b.type, b.offer))]
                 self.server.offer(addr, img)
                 offered = images.entry(b.type, b.offer)["version"]
-            self.slots.append(BridgeSlot(b, addr, bridge, t, driver, offered))
+            slot = BridgeSlot(b, addr, bridge, t, driver, offered, cut_done=resume)
+            if resume:
+                # what it ran before the campaign, not what it runs now it is resumed
+                bridge.record.version_before = images.entry(b.type, "current")["version"]
+            self.slots.append(slot)
+
+    @staticmethod
+    def _factory_new(path, prof, b: BridgeSpec, images: ImageSet, notes: dict) -> Device:
+        device = Device.create(path, prof.geometry, prof.layout(), keys=[images.manufacturer_key], notes=notes)
+        current = images.file(b.type, "current")
+        try:
+            factory_program(device, current.read_bytes())
+        except BridgeEmuError as e:
+            device.close()
+            raise PremisesError(f"{current}: cannot program it as {b.name}'s factory image ({e})") from None
+        return device
+
+    @staticmethod
+    def _resumed(path: pathlib.Path, notes: dict) -> Device:
+        device = Device.open(path)
+        held = device.config.notes
+        if any(held.get(k) != v for k, v in notes.items()):
+            device.close()
+            raise PremisesError(f"{path}: holds bridge {held.get('bridge')!r} ({held.get('type')}) of premises "
+                                f"{held.get('premises')!r}, not {notes['bridge']!r} ({notes['type']}) of "
+                                f"{notes['premises']!r}; cannot resume it as that")
+        return device
 
     # -- running
 

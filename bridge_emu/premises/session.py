@@ -65,6 +65,13 @@ def prepare_dir(base: pathlib.Path) -> pathlib.Path:
     return base
 
 
+def resume_dir(base: pathlib.Path) -> pathlib.Path:
+    """A run directory an earlier run made, to go on from its devices' flash files."""
+    if not (base / MARKER).is_file():
+        raise BridgeEmuError(f"{base}: no earlier run to resume here (no {MARKER} marker)")
+    return base
+
+
 def _clear_earlier_run(base: pathlib.Path) -> None:
     """Remove the device files of an earlier run (premises/bridge/flash.bemu and
     events.jsonl, two levels down, never following links), then the folders
@@ -94,11 +101,20 @@ class Session:
     wall_s: float = 0.0
 
     @classmethod
-    def open(cls, specs: list[PremisesSpec], *, images_dir: pathlib.Path,
-             run_dir: pathlib.Path | None) -> Session:
-        images = ImageSet(images_dir)
-        return cls([PremisesRun(spec, images, None if run_dir is None else run_dir / spec.name) for spec in specs],
-                   run_dir)
+    def open(cls, specs: list[PremisesSpec], *, images_dir: pathlib.Path | ImageSet,
+             run_dir: pathlib.Path | None, seed: int | None = None, resume: bool = False) -> Session:
+        """seed: the network's seed for every premises (None: each premises' own).
+        resume: the devices are the flash files an earlier (killed) run left in run_dir."""
+        images = images_dir if isinstance(images_dir, ImageSet) else ImageSet(images_dir)
+        runs = []
+        try:
+            for spec in specs:
+                runs.append(PremisesRun(spec, images, None if run_dir is None else run_dir / spec.name, seed=seed,
+                                        resume=resume))
+        except BaseException:
+            cls(runs, run_dir).close()
+            raise
+        return cls(runs, run_dir)
 
     def run(self, limit_s: float = DEFAULT_LIMIT_S,
             on_slice: Callable[[PremisesRun], None] | None = None) -> bool:
@@ -118,3 +134,31 @@ class Session:
         for r in self.runs:
             for s in r.slots:
                 s.bridge.device.close()
+
+
+def sweep_seeds(specs: list[PremisesSpec], *, images_dir: pathlib.Path, seeds: list[int],
+                limit_s: float = DEFAULT_LIMIT_S, on_seed: Callable[[int, Session], None] | None = None) -> dict:
+    """Run the premises once per seed, in memory; what each bridge ended as, per seed,
+    and a summary: per bridge, how many seeds gave each outcome and which seeds did
+    not settle (each with the step it stalled at)."""
+    images = ImageSet(images_dir)
+    runs, summary = [], {}
+    for seed in seeds:
+        session = Session.open(specs, images_dir=images, run_dir=None, seed=seed)
+        try:
+            session.run(limit_s)
+            rows = session.rows()
+        finally:
+            session.close()
+        runs.append({"seed": seed, "settled": session.settled, "bridges": rows})
+        for row in rows:
+            entry = summary.setdefault(f"{row['premises']}/{row['bridge']}",
+                                       {"premises": row["premises"], "bridge": row["bridge"], "type": row["type"],
+                                        "offered": row["offered"], "outcomes": {}, "unsettled": []})
+            entry["outcomes"][row["outcome"]] = entry["outcomes"].get(row["outcome"], 0) + 1
+            if "stalled" in row:
+                entry["unsettled"].append({"seed": seed, "stalled": row["stalled"]})
+        if on_seed is not None:
+            on_seed(seed, session)
+    return {"seeds": list(seeds), "settled": all(r["settled"] for r in runs), "summary": list(summary.values()),
+            "runs": runs}

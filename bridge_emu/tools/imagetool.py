@@ -10,15 +10,19 @@ through the flash model), so the tool and the devices cannot disagree.
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
+import stat
+import sys
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import firmware, mcuboot
 from bridge_emu.codec import ota_file as ota
+from bridge_emu.core.device import Device
 from bridge_emu.core.image_check import flash_holding, validate_image
 from bridge_emu.core.ota_verify import verify_ota_in_flash
 from bridge_emu.emulator.profiles import profile
-from bridge_emu.errors import BridgeEmuError, ImageError, ImageFormatError
+from bridge_emu.errors import BridgeEmuError, CoreError, ImageError, ImageFormatError
 from bridge_emu.tools import signing
 
 HEADER_STRING = "bridge-emu {type} {version}"
@@ -40,11 +44,18 @@ class BuildSpec:
 
 
 def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
-    """(GBCS file name, file bytes). Deterministic: same spec and keys, same bytes."""
+    """(GBCS file name, file bytes). Deterministic: same spec and keys, same bytes.
+    Refuses what the bridge type could not take (a hardware range upside down,
+    a file larger than its download slot)."""
     prof = profile(spec.bridge_type)
+    if spec.hw_range is not None and spec.hw_range[0] > spec.hw_range[1]:
+        raise BridgeEmuError(f"--hw-min 0x{spec.hw_range[0]:04X} is above --hw-max 0x{spec.hw_range[1]:04X}")
+    if spec.payload_size is not None and spec.payload_size < firmware.MANIFEST_SIZE:
+        raise BridgeEmuError(f"--payload-size {spec.payload_size}: the emulated firmware needs at least "
+                             f"{firmware.MANIFEST_SIZE} bytes (its manifest)")
     manifest = firmware.FirmwareManifest(prof.bridge_type, spec.version, spec.build_id, **spec.behaviour)
-    bootable = signing.build_bootable(manifest, spec.payload_size or prof.payload_size, manufacturer_key,
-                                       spec.security_counter)
+    bootable = signing.build_bootable(manifest, prof.payload_size if spec.payload_size is None else spec.payload_size,
+                                       manufacturer_key, spec.security_counter)
     lo, hi = spec.hw_range or prof.hw_range
     f = signing.build_gbcs_file(
         bootable, supplier_key,
@@ -52,7 +63,22 @@ def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
         image_type=prof.image_type if spec.image_type is None else spec.image_type,
         file_version=firmware.file_version(spec.version), min_hardware_version=lo, max_hardware_version=hi,
         header_string=HEADER_STRING.format(type=prof.bridge_type, version=spec.version))
-    return ota.gbcs_file_name(f), f.build()
+    data = f.build()
+    _fits(prof, data, len(data) - len(f.body.build()))
+    return ota.gbcs_file_name(f), data
+
+
+def _fits(prof, data: bytes, image_offset: int) -> None:
+    """The file fits the bridge type's download slot, as its boot core decides
+    (a factory-fresh device of the type is asked to begin the download)."""
+    dev = Device.create(None, prof.geometry, prof.layout())
+    try:
+        dev.begin_download(len(data), image_offset)
+    except CoreError as e:
+        raise BridgeEmuError(f"a {len(data)}-byte file does not fit a {prof.bridge_type}'s download slot "
+                             f"({e}); a smaller --payload-size would") from None
+    finally:
+        dev.close()
 
 
 # ------------------------------------------------------------------ inspect
@@ -60,15 +86,45 @@ def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
 FILE_SUFFIXES = (".zigbee", ".ota", ".bin")
 
 
-def image_files(paths) -> list[pathlib.Path]:
-    """The files named, with folders expanded to the OTA files in them, in order."""
-    files = []
-    for p in map(pathlib.Path, paths):
-        if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in FILE_SUFFIXES))
+MAX_FILE_SIZE = 64 << 20     # an OTA file is read whole; a bound keeps /dev/zero or a 2 GB file out of memory
+STDIN = "-"
+
+
+def image_files(paths) -> tuple[list[str], list[str]]:
+    """The files named ("-" is stdin), with folders expanded to the OTA files in
+    them (FILE_SUFFIXES), in order; and a complaint for each folder without any."""
+    files, empty = [], []
+    for name in map(str, paths):
+        p = pathlib.Path(name)
+        if name != STDIN and p.is_dir():
+            found = sorted(str(q) for q in p.rglob("*") if q.is_file() and q.suffix in FILE_SUFFIXES)
+            if not found:
+                empty.append(f"{p}: no OTA files in this folder (looked for {', '.join(FILE_SUFFIXES)})")
+            files.extend(found)
         else:
-            files.append(p)
-    return files
+            files.append(name)
+    return files, empty
+
+
+def read_file(name: str, limit: int = MAX_FILE_SIZE, stdin=None) -> bytes:
+    """The bytes of a file ("-": stdin), at most `limit` of them: anything longer
+    (a huge file, a device such as /dev/zero) is refused after reading no more
+    than limit + 1 bytes. Raises BridgeEmuError naming the file."""
+    try:
+        if name == STDIN:
+            data = (stdin or sys.stdin.buffer).read(limit + 1)
+        else:
+            with open(name, "rb") as f:
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+                    raise BridgeEmuError(f"{name}: {st.st_size} bytes, more than the {limit} read at most "
+                                         "(--max-size); skipped")
+                data = f.read(limit + 1)
+    except OSError as e:
+        raise BridgeEmuError(f"{name}: cannot read ({e.strerror})") from None
+    if len(data) > limit:
+        raise BridgeEmuError(f"{name}: more than the {limit} bytes read at most (--max-size); skipped")
+    return data
 
 
 

@@ -68,17 +68,18 @@ def test_a_device_on_read_only_media_can_be_looked_at(capsys, images, tmp_path):
     os.chmod(path.parent, 0o555)
     try:
         rc, out, err = run(capsys, "state", path, "--json")
+        (out,) = json.loads(out)
     finally:
         os.chmod(path.parent, 0o755)
         os.chmod(path, 0o644)
-    assert rc == 0 and json.loads(out)["state"]["state"] == "confirmed"
+    assert rc == 0 and out["state"]["state"] == "confirmed"
 
 
 def test_a_partial_download_is_shown_as_one(capsys, images, tmp_path):
     path = make_device(images, tmp_path / "b2", partial=8192)
     size = len(images.file("B2", "next").read_bytes())
     rc, out, _ = run(capsys, "state", path, "--json")
-    report = json.loads(out)
+    (report,) = json.loads(out)
     (slot,) = [s for s in report["slots"] if "download" in s]
     assert rc == 0 and report["state"]["state"] == "downloading"
     assert slot["download"]["of"] == size and 0 < slot["download"]["bytes"] <= 8192 and slot["image"] is None
@@ -97,7 +98,7 @@ def test_a_damaged_event_log_shows_what_it_can(capsys, images, tmp_path, tail, u
     log = path.parent / "events.jsonl"
     log.write_bytes(b'{"t": 1.0, "bridge": "b2", "event": "boot"}\n' + tail)
     rc, out, err = run(capsys, "state", path.parent, "--json")
-    report = json.loads(out)
+    (report,) = json.loads(out)
     assert rc == 0 and err == ""
     assert report["events"][0]["event"] == "boot" and report["events_unreadable"] == unreadable
     assert report["events_total"] == 1 + tail.count(b"\n") + (not tail.endswith(b"\n"))

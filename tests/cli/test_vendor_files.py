@@ -75,7 +75,7 @@ def test_info_shows_the_integrity_code(capsys, tmp_path, mic, shown):
     data = vendor_file(mic)
     f.write_bytes(data)
     rc, out, _ = run(capsys, "image", "info", f, "--json")
-    integrity = json.loads(out)["generic"]["integrity"]
+    integrity = json.loads(out)[0]["generic"]["integrity"]
     assert rc == 0 and integrity["present"] == (mic is not None)
     if mic == "standard":
         assert integrity["ok"] and integrity["code"] == data[-16:].hex()

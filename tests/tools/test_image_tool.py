@@ -52,7 +52,7 @@ def test_committed_images_verify_and_say_what_they_are(capsys, key):
     assert rc == 0 and json.loads(out)["valid"]
     rc, out, _ = run(capsys, "image", "info", path, "--json", "--supplier-key", SUPPLIER_PUB,
                      "--manufacturer-key", MANUFACTURER_PUB)
-    info = json.loads(out)
+    (info,) = json.loads(out)
     assert rc == 0 and info["anomalies"] == [] and not info["off_spec"]
     assert info["signatures"] == {"supplier": True, "manufacturer": True}
     bridge_type, role = key.split("/")
@@ -162,7 +162,7 @@ def test_duis_vector_through_the_cli(capsys, tmp_path):
     flipped.write_bytes(data)
     assert run(capsys, "image", "verify", flipped, "--supplier-cert", cert)[0] == 1
     rc, out, _ = run(capsys, "image", "info", VECTORS / "duis-11.4-update-ppmid-firmware.bin", "--json")
-    assert rc == 0 and json.loads(out)["gbcs"]["signed"] is False
+    assert rc == 0 and json.loads(out)[0]["gbcs"]["signed"] is False
 
 
 def test_info_of_a_wrapped_file_reports_the_anomaly_and_a_folder_gives_a_list(capsys, tmp_path):
