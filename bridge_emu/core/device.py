@@ -22,7 +22,7 @@ STATES = {
 }
 ACTIONS = {
     lib.BE_ACT_INSTALLED: "installed", lib.BE_ACT_RESUMED: "resumed", lib.BE_ACT_REVERTED: "reverted",
-    lib.BE_ACT_REFUSED: "refused", lib.BE_ACT_COUNTER: "counter-raised",
+    lib.BE_ACT_REFUSED: "refused", lib.BE_ACT_COUNTER: "counter-raised", lib.BE_ACT_RESCUED: "rescued",
 }
 DOWNLOAD_CHUNK = 4096
 

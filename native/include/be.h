@@ -294,7 +294,9 @@ typedef enum be_action {
     BE_ACT_RESUMED = 2,     /* interrupted work was finished */
     BE_ACT_REVERTED = 4,    /* an unconfirmed image was rolled back */
     BE_ACT_REFUSED = 8,     /* a pending image failed validation and was dropped */
-    BE_ACT_COUNTER = 16     /* the OTP security counter was raised */
+    BE_ACT_COUNTER = 16,    /* the OTP security counter was raised */
+    BE_ACT_RESCUED = 32     /* the state could not be acted on (corrupt or contradictory):
+                             * the best valid image was booted and committed as confirmed */
 } be_action_t;
 
 typedef struct be_boot_result {

@@ -172,19 +172,59 @@ static int32_t pass(be_device_t *d, be_boot_result_t *res)
     return rc;
 }
 
+/* The state cannot be acted on (a plan that does not check out, a confirmed
+ * bank with no image, passes that never settle), yet a valid image may be in
+ * flash: boot the best one the mode can run (the highest version; the OTP
+ * counter is part of validation) and commit it as confirmed, so that the
+ * device never stops with a valid image in flash. */
+static int32_t rescue(be_device_t *d, be_boot_result_t *res, int32_t why)
+{
+    const be_mode_ops_t *ops = be_mode_of(d);
+    be_image_info_t best, info;
+    uint32_t best_slot = 0;
+    int found = 0;
+    for (uint32_t slot = 0; slot < ops->n_bootable; slot++) {
+        int32_t rc = be_slot_check(d, slot, &info);
+        if (rc == BE_ERR_POWER_CUT) {
+            return rc;
+        }
+        if (rc == BE_OK && (!found || be_image_version_cmp(&info, &best) > 0)) {
+            best = info;
+            best_slot = slot;
+            found = 1;
+        }
+    }
+    if (!found) {
+        return why;
+    }
+    int32_t rc = be_log_set_state(d, BE_ST_CONFIRMED, best_slot);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    res->actions |= BE_ACT_RESCUED;
+    if (res->refused_err == 0) {
+        res->refused_err = why;
+    }
+    return run_confirmed(d, res);
+}
+
 int32_t be_boot_run(be_device_t *d, be_boot_result_t *res)
 {
     d->running = 0;
     if (d->rec.state == BE_ST_SWAPPING || d->rec.state == BE_ST_REVERTING) {
         res->actions |= BE_ACT_RESUMED;
     }
+    int32_t rc = BE_ERR_CORRUPT;
     for (int i = 0; i < MAX_PASSES; i++) {
-        int32_t rc = pass(d, res);
+        rc = pass(d, res);
         if (rc != BE_STEP_AGAIN) {
-            return rc;
+            break;
         }
     }
-    return BE_ERR_CORRUPT;
+    if (rc == BE_STEP_AGAIN) {
+        rc = BE_ERR_CORRUPT;
+    }
+    return rc == BE_ERR_CORRUPT || rc == BE_ERR_NO_IMAGE ? rescue(d, res, rc) : rc;
 }
 
 int32_t be_confirm(be_device_t *d)

@@ -50,8 +50,7 @@ int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset)
         return BE_ERR_STATE;
     }
     uint32_t slot = download_slot(d);
-    if (image_offset > d->image_off[slot] ||
-        (uint64_t)blob_size - image_offset > (uint64_t)d->layout.slot_size[slot] - d->image_off[slot]) {
+    if (!be_slot_blob_fits(d, slot, blob_size, image_offset)) {
         return BE_ERR_RANGE;
     }
     int32_t rc;

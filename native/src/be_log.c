@@ -16,6 +16,7 @@
 
 #include "be_bytes_priv.h"
 #include "be_log_priv.h"
+#include "be_mode_priv.h"
 
 enum { REC_MAGIC = 0x43524542u /* "BERC" */, REC_CHECKED = 24, REC_CHECK = 8 };
 
@@ -49,7 +50,7 @@ static int decode(const uint8_t in[BE_REC_SIZE], be_record_t *r)
     if (memcmp(digest, in + REC_CHECKED, REC_CHECK) != 0) {
         return 0;
     }
-    if (in[8] < BE_ST_CONFIRMED || in[8] > BE_ST_REVERTING || in[10] > 1) {
+    if (in[8] < BE_ST_CONFIRMED || in[8] > BE_ST_REVERTING || in[10] > 1 || (in[9] & ~BE_F_PERMANENT) != 0) {
         return 0;
     }
     /* Appends number records 1, 2, ...: 0 is never written, and after
@@ -109,7 +110,9 @@ int32_t be_log_load(be_device_t *d)
                 continue;
             }
             next[s] = off + BE_REC_SIZE;
-            if (decode(raw, &r) && (found == 0 || r.seq > d->rec.seq)) {
+            /* checksum right but fields the layout cannot have (bit rot, a
+             * firmware bug): as corrupt as a torn record */
+            if (decode(raw, &r) && be_mode_of(d)->record_fits(d, &r) && (found == 0 || r.seq > d->rec.seq)) {
                 d->rec = r;
                 d->log_sector = s;
                 found = 1;

@@ -10,6 +10,7 @@
 
 #include "be_log_priv.h"
 #include "be_mode_priv.h"
+#include "be_slot_priv.h"
 
 static uint32_t other(uint32_t bank)
 {
@@ -33,6 +34,22 @@ static int32_t bs_check_layout(be_device_t *d)
     }
     d->unit = 0;
     return BE_OK;
+}
+
+/* Downloads go to the bank the record does not name; nothing is ever
+ * swapped, so SWAPPING and REVERTING are never written. */
+static int bs_record_fits(const be_device_t *d, const be_record_t *r)
+{
+    switch (r->state) {
+    case BE_ST_DOWNLOADING:
+    case BE_ST_PENDING:
+        return be_slot_blob_fits(d, other(r->bank), r->size, r->offset);
+    case BE_ST_SWAPPING:
+    case BE_ST_REVERTING:
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 static uint32_t bs_home_slot(const be_device_t *d)
@@ -97,4 +114,6 @@ const be_mode_ops_t be_mode_bank_switch = {
     .install = bs_nothing_to_resume,
     .revert = bs_nothing_to_resume,
     .abandon_trial = bs_abandon_trial,
+    .record_fits = bs_record_fits,
+    .n_bootable = 2, /* either bank */
 };

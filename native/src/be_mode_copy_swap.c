@@ -11,6 +11,7 @@
 #include "be_layout_priv.h"
 #include "be_log_priv.h"
 #include "be_mode_priv.h"
+#include "be_slot_priv.h"
 #include "be_swap_priv.h"
 
 enum { PRIMARY = 0, SECONDARY = 1 };
@@ -80,6 +81,24 @@ static uint32_t cs_image_room(const be_device_t *d, uint32_t slot)
     return room > d->layout.slot_size[PRIMARY] ? d->layout.slot_size[PRIMARY] : room;
 }
 
+/* Downloads go to the secondary; SWAPPING and REVERTING name their plan,
+ * and a TRIAL carries the plan of its install forward. */
+static int cs_record_fits(const be_device_t *d, const be_record_t *r)
+{
+    switch (r->state) {
+    case BE_ST_DOWNLOADING:
+    case BE_ST_PENDING:
+        return be_slot_blob_fits(d, SECONDARY, r->size, r->offset);
+    case BE_ST_SWAPPING:
+    case BE_ST_REVERTING:
+        return be_plan_ref_ok(d, r);
+    case BE_ST_TRIAL:
+        return (r->size == 0 && r->offset == 0) || be_plan_ref_ok(d, r);
+    default:
+        return 1;
+    }
+}
+
 /* Write the plan, then the SWAPPING record that references it. */
 static int32_t cs_accept(be_device_t *d, be_boot_result_t *res, const be_image_info_t *cand,
                          const be_image_info_t *cur)
@@ -146,4 +165,6 @@ const be_mode_ops_t be_mode_copy_swap = {
     .install = cs_install,
     .revert = cs_revert,
     .abandon_trial = cs_abandon_trial,
+    .record_fits = cs_record_fits,
+    .n_bootable = 1, /* images execute from the primary only */
 };

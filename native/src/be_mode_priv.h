@@ -47,6 +47,14 @@ typedef struct be_mode_ops {
 
     /* A trial image failed or used up its attempts: commit the way back. */
     BE_MUST_CHECK int32_t (*abandon_trial)(be_device_t *d);
+
+    /* Whether a record (checksum valid) is one this mode writes for this
+     * layout: its state, its download within the download slot, its plan
+     * reference within the plan area. One that is not is corrupt. */
+    int (*record_fits)(const be_device_t *d, const be_record_t *r);
+
+    /* Slots 0 .. n_bootable - 1 can run an image (as bank r.bank = slot). */
+    uint32_t n_bootable;
 } be_mode_ops_t;
 
 extern const be_mode_ops_t be_mode_copy_swap;

@@ -7,6 +7,12 @@ uint32_t be_slot_image_addr(const be_device_t *d, uint32_t slot)
     return d->layout.slot_addr[slot] + d->image_off[slot];
 }
 
+int be_slot_blob_fits(const be_device_t *d, uint32_t slot, uint32_t size, uint32_t image_offset)
+{
+    return size > 0 && image_offset <= size && image_offset <= d->image_off[slot] &&
+           (uint64_t)size - image_offset <= (uint64_t)d->layout.slot_size[slot] - d->image_off[slot];
+}
+
 int32_t be_slot_check(be_device_t *d, uint32_t slot, be_image_info_t *info)
 {
     return be_image_validate(d->flash, be_slot_image_addr(d, slot),

@@ -11,6 +11,10 @@
 /* Flash address of the bootable image in a slot (0 or 1). */
 uint32_t be_slot_image_addr(const be_device_t *d, uint32_t slot);
 
+/* A download blob of `size` bytes whose image starts `image_offset` bytes in
+ * fits the slot, placed so that its image starts where the slot's does. */
+int be_slot_blob_fits(const be_device_t *d, uint32_t slot, uint32_t size, uint32_t image_offset);
+
 /* Validate the image in a slot against the device's trust, within the room
  * the mode gives it. */
 BE_MUST_CHECK int32_t be_slot_check(be_device_t *d, uint32_t slot, be_image_info_t *info);

@@ -174,10 +174,15 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
     return BE_OK;
 }
 
+int be_plan_ref_ok(const be_device_t *d, const be_record_t *r)
+{
+    return (uint64_t)r->offset + r->size <= d->layout.plan_size && r->size >= PLAN_HDR;
+}
+
 int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
 {
     uint8_t hdr[PLAN_HDR], digest[32];
-    if ((uint64_t)r->offset + r->size > d->layout.plan_size || r->size < PLAN_HDR) {
+    if (!be_plan_ref_ok(d, r)) {
         return BE_ERR_CORRUPT;
     }
     uint32_t base = d->layout.plan_addr + r->offset;
@@ -189,7 +194,8 @@ int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
     uint32_t n = be_get_le32(hdr + 16);
     if (be_get_le32(hdr) != PLAN_MAGIC || be_get_le32(hdr + 12) != d->unit || n > 0xFFFFu ||
         be_plan_len(n) != r->size || units_of(old_size, d->unit) > n ||
-        units_of(new_size, d->unit) > n) {
+        units_of(new_size, d->unit) > n || (uint64_t)n * d->unit > d->layout.slot_size[0]) {
+        /* a plan never spans more than the primary: more units would reach past a slot */
         return BE_ERR_CORRUPT;
     }
     be_sha256_t c;

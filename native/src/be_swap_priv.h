@@ -18,6 +18,9 @@ typedef struct be_plan {
  * area with it). */
 uint32_t be_plan_len(uint32_t n_units);
 
+/* A record's plan reference (offset, size) lies in the plan area and can hold a plan. */
+int be_plan_ref_ok(const be_device_t *d, const be_record_t *r);
+
 /* Hash the images and commit a plan entry; fills r->size/offset/check to reference it. */
 BE_MUST_CHECK int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size,
                                     be_record_t *r);
