@@ -3,7 +3,7 @@ plain data the tools and the premises session return."""
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from bridge_emu.codec.firmware import BEHAVIOUR_BITS
@@ -97,9 +97,10 @@ def console() -> Console:
 
 def run_with_progress(session, limit_s: float, con: Console) -> bool:
     """Run a premises session with one progress bar per bridge."""
+    # the times shown are virtual: the run's own clock, not the wall clock
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=con, transient=False) as progress:
-        tasks = {}
+                  console=con, transient=False) as progress:
+        tasks, done_at = {}, {}
         for r in session.runs:
             for s in r.slots:
                 tasks[(r.spec.name, s.spec.name)] = progress.add_task(
@@ -109,15 +110,36 @@ def run_with_progress(session, limit_s: float, con: Console) -> bool:
             for s in r.slots:
                 done, size = r.progress(s)
                 b = s.bridge
-                info = f"t={r.net.scheduler.time:7.0f}s  {b.phase.value:8s} {b.record.outcome}"
+                settled = r.settled(s)
+                if settled and (r.spec.name, s.spec.name) not in done_at:
+                    done_at[(r.spec.name, s.spec.name)] = r.net.scheduler.time
+                t = done_at.get((r.spec.name, s.spec.name), r.net.scheduler.time)
+                info = (f"{done / 1024:7.1f}/{size / 1024:.1f} KiB  t={_clock(t)} virtual  "
+                        + (b.record.outcome if settled else f"{b.phase.value} {b.record.outcome}"))
                 progress.update(tasks[(r.spec.name, s.spec.name)], completed=done, total=max(size, 1), info=info)
 
         return session.run(limit_s, on_slice=update)
 
 
+def _clock(t: float) -> str:
+    t = int(t)
+    return f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d}"
+
+
+def print_timelines(con: Console, rows: list[dict]) -> None:
+    """Each bridge's update, step by step, in virtual time."""
+    for r in rows:
+        con.print(f"[bold]timeline {r['premises']}/{r['bridge']} ({r['type']})[/]", highlight=False)
+        for e in r["timeline"]:
+            t = e["t"]
+            when = f"{t:9.1f} s" if isinstance(t, int | float) else f"{'?':>9s}  "
+            con.print(f"  {when}  {e['step']:<16s} {e['detail']}", markup=False, highlight=False)
+
+
 def print_session(session, limit_s: float, con: Console) -> None:
     rows = session.rows()
     premises_tables(con, rows)
+    print_timelines(con, rows)
     run_dir = session.run_dir
     con.print(f"wall time {session.wall_s:.2f} s for {session.virtual_s():.0f} s of virtual time"
               + (f"; devices and event logs in {run_dir} (see `bridge-emu state {run_dir}`)"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bridge_emu.premises.runner import PremisesRun
+from bridge_emu.premises.timeline import timeline
 
 
 def bridge_rows(run: PremisesRun) -> list[dict]:
@@ -27,6 +28,7 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
         stall = run.stall(s)
         if stall is not None:
             row["stalled"] = stall
+        row["timeline"] = timeline(b.events)
         if s.bridge.profile.power == "battery":
             ns = s.transport.stats
             flash_s = b.device.flash.stats["busy_us"] / 1e6

@@ -196,8 +196,13 @@ class PremisesRun:
     # -- results
 
     def progress(self, s: BridgeSlot) -> tuple[int, int]:
+        """(bytes in, of how many) of the bridge's download: while it downloads, what
+        its flash holds; once done, all of it (the bar stays full after the reboot)."""
+        r = s.bridge.record
         c = s.bridge.client
+        if c is not None and c.size and c.offset < c.size:
+            return c.offset, c.size
+        if r.download_done is not None:
+            return r.download_bytes, r.download_bytes
         st = self.server.clients.get(s.address)
-        size = c.size if c is not None and c.size else (st.offered.size if st and st.offered else 0)
-        done = c.offset if c is not None and c.size else (size if s.bridge.record.download_done else 0)
-        return done, size
+        return 0, st.offered.size if st and st.offered else 0
