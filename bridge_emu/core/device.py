@@ -136,8 +136,16 @@ class Device:
         return bytes(ffi.buffer(out, n))
 
     def resume_offset(self) -> int:
+        """Where a download would continue after a power cut (a query: nothing written)."""
         out = ffi.new("uint32_t *")
         check(lib.be_dl_resume_offset(self.ctx, out), "download resume offset")
+        return int(out[0])
+
+    def prepare_resume(self) -> int:
+        """Continue a download after a power cut: its resume offset, with the flash
+        made ready to take it (ECC flash: the sector it resumes in erased)."""
+        out = ffi.new("uint32_t *")
+        check(lib.be_dl_resume(self.ctx, out), "download resume")
         return int(out[0])
 
     def mark_pending(self, permanent: bool = False) -> ImageInfo:

@@ -67,6 +67,7 @@ class Geometry:
     write_align: int = 4
     page_size: int = 256
     page_program_us: int = 700
+    ecc: bool = False       # ECC flash (internal flash, align 8/16): a write unit is programmed once per erase
 
     @classmethod
     def uniform(cls, sector_size: int, count: int, *, erase_us: int | None = None, **kw) -> Geometry:
@@ -101,6 +102,7 @@ class Geometry:
         g.write_align = self.write_align
         g.page_size = self.page_size
         g.page_program_us = self.page_program_us
+        g.ecc = int(bool(self.ecc))
         return g
 
     def to_json(self) -> dict:
@@ -215,6 +217,8 @@ def check_config(config: DeviceConfig, where: str) -> None:
     if align & (align - 1):
         raise DeviceFileError(f"{where}: device config geometry.write_align = {align}, expected a power of two")
     number("geometry.page_size", g.page_size, 1, MAX_FLASH)
+    if not isinstance(g.ecc, bool):
+        raise DeviceFileError(f"{where}: device config geometry.ecc = {g.ecc!r}, expected true or false")
     number("geometry.page_program_us", g.page_program_us)
     if g.size > MAX_FLASH:
         raise DeviceFileError(f"{where}: device config geometry: {g.size} bytes of flash, at most {MAX_FLASH}")

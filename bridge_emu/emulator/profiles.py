@@ -70,7 +70,7 @@ def _b3_geometry() -> Geometry:
     bank A = 16 KiB + 4 x 64 KiB at 32 KiB, bank B the same at 304 KiB."""
     head, body = Region(1, 16384, 250_000), Region(4, 65536, 700_000)
     return Geometry((Region(2, 16384, 250_000), head, body, head, body),
-                    write_align=16, page_size=256, page_program_us=50)
+                    write_align=16, page_size=256, page_program_us=50, ecc=True)
 
 
 PROFILES: dict[str, BridgeProfile] = {
@@ -84,14 +84,14 @@ PROFILES: dict[str, BridgeProfile] = {
         "B2", placement="at the gas meter, mains nearby", power="mains", radio_role="router",
         sleepy=False, manufacturer=MANUFACTURER, image_type=0x0B02, hw_version=0x0201,
         hw_range=(0x0200, 0x02FF), mode="bank-switch",
-        flash_part="internal dual-bank flash, 8 KiB pages, 8-byte write unit",
+        flash_part="internal dual-bank flash, 8 KiB pages, 8-byte ECC write unit",
         geometry=Geometry.uniform(8192, 2 + 2 * 32, write_align=8, page_program_us=60,
-                                  erase_us=20_000), payload_size=160_000),
+                                  erase_us=20_000, ecc=True), payload_size=160_000),
     "B3": BridgeProfile(
         "B3", placement="at the gas meter, battery powered", power="battery",
         radio_role="sleepy end device", sleepy=True, manufacturer=MANUFACTURER, image_type=0x0B03,
         hw_version=0x0301, hw_range=(0x0300, 0x03FF), mode="bank-switch",
-        flash_part="internal dual-bank flash, 16 KiB then 64 KiB sectors, 16-byte write unit",
+        flash_part="internal dual-bank flash, 16 KiB then 64 KiB sectors, 16-byte ECC write unit",
         geometry=_b3_geometry(), payload_size=140_000, poll_interval_s=7.5, fast_poll_s=0.25,
         active_ma=18.0, sleep_ua=2.0),
     "B4": BridgeProfile(

@@ -21,7 +21,7 @@ class DeviceStore:
 
     def held(self) -> tuple[int, int] | None:
         size = self.device.download_size
-        return None if size is None else (size, self.device.resume_offset())
+        return None if size is None else (size, self.device.prepare_resume())
 
     def discard(self) -> None:
         self.device.discard_download()

@@ -25,6 +25,7 @@ typedef enum be_err {
     BE_ERR_GEOMETRY = -4,       /* geometry or layout is inconsistent */
     BE_ERR_ARG = -5,            /* a null pointer or an impossible argument */
     BE_ERR_NOT_SECTOR = -6,     /* erase address is not the start of a sector */
+    BE_ERR_ECC = -7,            /* ECC flash: a write unit programmed again before its sector is erased */
     /* device state */
     BE_ERR_STATE = -10,         /* operation not allowed in the device's current state */
     BE_ERR_MISMATCH = -11,      /* download data differs from what is already written there */
@@ -114,6 +115,7 @@ typedef struct be_geometry {
     uint32_t write_align;       /* 1, 2, 4, 8 or 16 */
     uint32_t page_size;         /* program page, for timing (e.g. 256) */
     uint32_t page_program_us;   /* time to program one page (or part of one) */
+    uint32_t ecc;               /* nonzero: ECC flash, each write unit programmed once per erase */
 } be_geometry_t;
 
 /* Counters kept with the device's persistent state. */
@@ -322,6 +324,10 @@ typedef struct be_device {
     uint32_t log_full;          /* 1 if that sector has no free slot */
     uint32_t running;           /* 1 + slot index of the booted image, 0 before boot */
     be_image_info_t run_info;
+    /* ECC flash: the download's unit not yet complete (RAM only: lost with power) */
+    uint8_t tail[16];
+    uint32_t tail_addr;         /* flash address of that unit */
+    uint32_t tail_fill;         /* bytes of it known, from its start (0: none waiting) */
 } be_device_t;
 
 /* Reads the state log; no flash writes. crypto may be NULL for a device that
@@ -340,8 +346,13 @@ int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset);
 int32_t be_dl_write(be_device_t *d, uint32_t offset, const uint8_t *data, uint32_t len);
 /* Read back blob bytes from the download slot. */
 int32_t be_dl_read(be_device_t *d, uint32_t offset, uint8_t *data, uint32_t len);
-/* Where an in-order download may safely continue after a power cut. */
+/* Where an in-order download may safely continue after a power cut (a query:
+ * no flash writes). ECC flash: the start of the sector of the last programmed
+ * byte, since a unit a cut tore cannot be programmed again before an erase. */
 int32_t be_dl_resume_offset(be_device_t *d, uint32_t *offset);
+/* Continue a download after a power cut: *offset as be_dl_resume_offset, and
+ * on ECC flash that sector erased (from there on) so its units can be programmed. */
+int32_t be_dl_resume(be_device_t *d, uint32_t *offset);
 /* Flash address of blob byte 0 in the download slot. */
 int32_t be_dl_addr(const be_device_t *d, uint32_t *addr);
 /* Validate the downloaded image and ask the next boot to install it. */

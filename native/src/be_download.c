@@ -3,6 +3,13 @@
  * written into the mode's download slot, so that its image lands where the
  * slot's bootable image starts. DOWNLOADING while it is written, PENDING once
  * its image validated and the next boot is asked to install it.
+ *
+ * On ECC flash a write unit is programmed once per erase, so only whole units
+ * are programmed: the bytes of a unit not yet complete wait in RAM (d->tail)
+ * for the write that completes it, or for the blob's end, where the unit is
+ * padded with 0xFF. Such writes must come in order. After a power cut the
+ * waiting bytes are gone, and a download resumes at a sector start it erases
+ * (be_dl_resume): a unit a cut tore cannot be programmed again.
  */
 #include <string.h>
 
@@ -62,6 +69,7 @@ int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset)
         }
     }
     uint32_t start = be_slot_image_addr(d, slot) - image_offset;
+    d->tail_fill = 0;
     rc = be_range_erase(d->flash, start, blob_size);
     if (rc != BE_OK) {
         return rc;
@@ -73,6 +81,118 @@ int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset)
     r.size = blob_size;
     r.offset = image_offset;
     return be_log_append(d, &r);
+}
+
+static int all_ff(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (p[i] != 0xFF) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ECC flash: program the units gathered in batch[0..n) at addr, if any. */
+static int32_t flush_units(be_device_t *d, uint32_t addr, const uint8_t *batch, uint32_t *n)
+{
+    int32_t rc = *n != 0 ? be_flash_write(d->flash, addr, batch, *n) : BE_OK;
+    *n = 0;
+    return rc;
+}
+
+/* ECC flash: a write of bytes already taken (before the waiting ones end): a
+ * repeat, harmless if it matches what flash and the waiting unit hold. */
+static int32_t check_repeat(be_device_t *d, uint32_t a, const uint8_t *data, uint32_t len)
+{
+    uint8_t have[WRITE_CHUNK];
+    while (len > 0) {
+        uint32_t n = len < sizeof have ? len : (uint32_t)sizeof have;
+        if (a >= d->tail_addr) {
+            memcpy(have, d->tail + (a - d->tail_addr), n);  /* within the waiting unit */
+        } else {
+            n = n < d->tail_addr - a ? n : d->tail_addr - a;
+            int32_t rc = be_flash_read(d->flash, a, have, n);
+            if (rc != BE_OK) {
+                return rc;
+            }
+        }
+        if (memcmp(have, data, n) != 0) {
+            return BE_ERR_MISMATCH;
+        }
+        a += n;
+        data += n;
+        len -= n;
+    }
+    return BE_OK;
+}
+
+/* ECC flash: see the top of the file. A write starts on a unit boundary, at
+ * the blob's start (the bytes of its unit before the blob are 0xFF), or where
+ * the waiting bytes end; a unit already holding exactly its data is skipped. */
+static int32_t write_ecc(be_device_t *d, uint32_t start, uint32_t offset, const uint8_t *data, uint32_t len)
+{
+    const uint32_t align = d->flash->geo.write_align, page = d->flash->geo.page_size;
+    const uint32_t end = start + d->rec.size;
+    uint8_t unit[MAX_ALIGN], have[MAX_ALIGN], batch[WRITE_CHUNK];
+    uint32_t a = start + offset, ua, fill, n = 0, batch_at = 0;
+    if (d->tail_fill != 0 && a != d->tail_addr + d->tail_fill && a + len <= d->tail_addr + d->tail_fill) {
+        return check_repeat(d, a, data, len);   /* the waiting bytes stay */
+    }
+    if (d->tail_fill != 0 && a == d->tail_addr + d->tail_fill) {
+        ua = d->tail_addr;
+        fill = d->tail_fill;
+        memcpy(unit, d->tail, fill);
+    } else if (a % align == 0 || offset == 0) {
+        ua = a - a % align;
+        fill = a % align;
+        memset(unit, 0xFF, fill);
+    } else {
+        return BE_ERR_ALIGN;    /* the start of this unit is neither in flash nor waiting */
+    }
+    d->tail_fill = 0;
+    while (len > 0) {
+        uint32_t take = align - fill < len ? align - fill : len;
+        memcpy(unit + fill, data, take);
+        fill += take;
+        data += take;
+        len -= take;
+        if (fill < align && ua + fill < end) {
+            break;              /* incomplete: waits for the next write */
+        }
+        memset(unit + fill, 0xFF, align - fill); /* the blob's last unit */
+        int32_t rc = be_flash_read(d->flash, ua, have, align);
+        if (rc != BE_OK) {
+            return rc;
+        }
+        if (memcmp(have, unit, align) == 0) {
+            rc = flush_units(d, batch_at, batch, &n); /* already there: nothing to program */
+        } else if (!all_ff(have, align)) {
+            rc = flush_units(d, batch_at, batch, &n);
+            return rc != BE_OK ? rc : BE_ERR_MISMATCH;
+        } else {
+            if (n != 0 && (n + align > sizeof batch || ua % page == 0)) {
+                rc = flush_units(d, batch_at, batch, &n); /* one program call never crosses a page */
+            }
+            if (n == 0) {
+                batch_at = ua;
+            }
+            memcpy(batch + n, unit, align);
+            n += align;
+        }
+        if (rc != BE_OK) {
+            return rc;
+        }
+        ua += align;
+        fill = 0;
+    }
+    int32_t rc = flush_units(d, batch_at, batch, &n);
+    if (rc == BE_OK && fill != 0) {
+        memcpy(d->tail, unit, fill);
+        d->tail_addr = ua;
+        d->tail_fill = fill;
+    }
+    return rc;
 }
 
 int32_t be_dl_write(be_device_t *d, uint32_t offset, const uint8_t *data, uint32_t len)
@@ -91,6 +211,9 @@ int32_t be_dl_write(be_device_t *d, uint32_t offset, const uint8_t *data, uint32
     int32_t rc = be_dl_addr(d, &addr);
     if (rc != BE_OK) {
         return rc;
+    }
+    if (d->flash->geo.ecc != 0) {
+        return len == 0 ? BE_OK : write_ecc(d, addr, offset, data, len);
     }
     addr += offset;
     const uint32_t align = d->flash->geo.write_align, page = d->flash->geo.page_size;
@@ -173,9 +296,39 @@ int32_t be_dl_resume_offset(be_device_t *d, uint32_t *offset)
         return BE_OK;
     }
     uint32_t last = start + used - 1;
-    uint32_t page_start = last - last % d->flash->geo.page_size;
-    *offset = page_start > start ? page_start - start : 0;
+    uint32_t from = last - last % d->flash->geo.page_size;
+    if (d->flash->geo.ecc != 0) {
+        rc = be_flash_sector(d->flash, last, NULL, &from, NULL);
+        if (rc != BE_OK) {
+            return rc;
+        }
+    }
+    *offset = from > start ? from - start : 0;
     return BE_OK;
+}
+
+int32_t be_dl_resume(be_device_t *d, uint32_t *offset)
+{
+    int32_t rc = be_dl_resume_offset(d, offset);
+    if (rc != BE_OK || d->flash->geo.ecc == 0 || d->rec.state != BE_ST_DOWNLOADING) {
+        return rc;
+    }
+    uint32_t start;
+    rc = be_dl_addr(d, &start);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    d->tail_fill = 0;
+    /* the sector the resume point is in (nothing after it was programmed) */
+    uint32_t from = start + *offset, sector, size, used;
+    rc = be_flash_sector(d->flash, from, NULL, &sector, &size);
+    if (rc == BE_OK) {
+        rc = be_range_used(d->flash, sector, size, &used);
+    }
+    if (rc != BE_OK || used == 0) {
+        return rc;
+    }
+    return be_flash_erase(d->flash, sector);
 }
 
 int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info)

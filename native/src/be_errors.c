@@ -15,6 +15,7 @@ static const be_err_entry_t ERRORS[] = {
     {BE_ERR_GEOMETRY, "BE_ERR_GEOMETRY", "flash geometry or slot layout is inconsistent"},
     {BE_ERR_ARG, "BE_ERR_ARG", "invalid argument"},
     {BE_ERR_NOT_SECTOR, "BE_ERR_NOT_SECTOR", "erase address is not the start of a sector"},
+    {BE_ERR_ECC, "BE_ERR_ECC", "ECC flash: a write unit is programmed again before its sector is erased"},
     {BE_ERR_STATE, "BE_ERR_STATE", "operation not allowed in the device's current state"},
     {BE_ERR_MISMATCH, "BE_ERR_MISMATCH", "download data differs from what is already written at that offset"},
     {BE_ERR_NO_IMAGE, "BE_ERR_NO_IMAGE", "no bootable image: the device stays in its bootloader"},

@@ -2,7 +2,10 @@
  * NOR flash model over caller-owned memory.
  *
  * Program is a bitwise AND (bits only clear), erase sets a whole sector to
- * 0xFF. Every write and erase is an "operation" that the fault injector can
+ * 0xFF. On ECC flash (geo.ecc) each write unit carries an error-correcting
+ * code computed when it is programmed, so a unit can be programmed once per
+ * erase: a program touching a unit that is not erased (not all 0xFF) is
+ * refused with BE_ERR_ECC and changes nothing. Every write and erase is an "operation" that the fault injector can
  * cut: not at all (the op never starts), or torn (part of it lands). After a
  * cut the model is dead, as a powered-off chip is, until it is re-initialised.
  */
@@ -184,6 +187,13 @@ static int32_t program_area(be_flash_t *f, uint8_t *area, uint32_t area_size, ui
     }
     if (len == 0) {
         return BE_OK;
+    }
+    if (f->geo.ecc != 0 && area == f->mem) {
+        for (uint32_t i = 0; i < len; i++) {
+            if (area[off + i] != 0xFF) {
+                return BE_ERR_ECC;
+            }
+        }
     }
     uint32_t tear = fault_step(f);
     if (tear == BE_TEAR_NONE + 1) {

@@ -76,13 +76,15 @@ def test_a_device_on_read_only_media_can_be_looked_at(capsys, images, tmp_path):
 
 
 def test_a_partial_download_is_shown_as_one(capsys, images, tmp_path):
-    path = make_device(images, tmp_path / "b2", partial=8192)
+    # B2's flash is ECC: a download resumes at the start of the sector it stopped
+    # in (8 KiB sectors), so more than two sectors are in
+    path = make_device(images, tmp_path / "b2", partial=20000)
     size = len(images.file("B2", "next").read_bytes())
     rc, out, _ = run(capsys, "state", path, "--json")
     (report,) = json.loads(out)
     (slot,) = [s for s in report["slots"] if "download" in s]
     assert rc == 0 and report["state"]["state"] == "downloading"
-    assert slot["download"]["of"] == size and 0 < slot["download"]["bytes"] <= 8192 and slot["image"] is None
+    assert slot["download"]["of"] == size and slot["download"]["bytes"] == 16384 and slot["image"] is None
     rc, out, _ = run(capsys, "state", path)
     assert f"partial download, {slot['download']['bytes']} of {size} bytes" in out
 
