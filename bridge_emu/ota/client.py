@@ -111,10 +111,12 @@ class ClientConfig:
     minimum_block_period_ms: int = 0
     # an unanswered Upgrade End Request is sent again after end_retry_s, doubling
     # (with jitter) up to end_retry_max_s; after end_max_tries the timeout policy
-    # applies. The first retry comes well inside zigpy's 60 s final-block window.
+    # applies (about 150 s after the first). The first retry comes well inside
+    # zigpy's 60 s final-block window; a server that answered and then forgot the
+    # update (zigpy, once its Upgrade End Response is lost) is not waited on long.
     end_retry_s: float = 10.0
     end_retry_max_s: float = 300.0
-    end_max_tries: int = 8
+    end_max_tries: int = 4
     recheck_s: float = 3600.0           # waiting or counting down: re-ask at most this often
     activation_policy: UpgradeActivationPolicy = UpgradeActivationPolicy.SERVER_ALLOWED
     timeout_policy: UpgradeTimeoutPolicy = UpgradeTimeoutPolicy.APPLY_AFTER_TIMEOUT

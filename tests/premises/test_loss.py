@@ -278,3 +278,20 @@ def test_a_hub_that_never_activates_leaves_the_bridge_saying_so(images):
     assert not run.run(limit_s=1800)
     stalled = {r["bridge"]: r.get("stalled") for r in bridge_rows(run)}
     assert stalled["b2"].startswith("holds verified 01010000, waiting for the hub to activate it")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_against_herdsman_the_new_firmware_announces_itself_within_its_120_s(images, seed):
+    """zigbee-herdsman answers Upgrade End with upgrade time 1 and waits 120 s for
+    the device to announce itself on the network again; its block requests time
+    out after 150 s. At 5 % loss every bridge rejoins inside that window."""
+    spec = dataclasses.replace(with_loss(builtin_premises()["both-apart-mains"], 0.05, "next"),
+                               hub={"personality": "herdsman", "activation": "none"})
+    run = PremisesRun(spec, images, seed=seed)
+    assert run.run(limit_s=LIMIT_S), outcomes(run)
+    for s in run.slots:
+        scheduled = kinds(s.bridge, "upgrade_scheduled")
+        installed = next(e for e in s.bridge.events if e["event"] == "boot" and "installed" in e["actions"])
+        rejoined = next(e for e in s.bridge.events if e["event"] == "joined" and e["t"] > installed["t"])
+        assert scheduled and rejoined["t"] - scheduled[-1]["t"] <= 120.0, s.spec.name
+        assert outcomes(run)[s.spec.name] == "upgraded"
