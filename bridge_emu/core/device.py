@@ -220,5 +220,17 @@ class Device:
         return int(out[0])
 
     @property
+    def origin_counter(self) -> int:
+        """The originator counter of the last firmware command accepted (0: none)."""
+        return int(self._status().origin_counter)
+
+    def accept_origin(self, counter: int) -> None:
+        """Accept a command's originator counter, committed to flash before it
+        returns; StateError BE_ERR_STALE for one not above the last."""
+        if not 0 <= counter < 1 << 64:
+            raise ValueError(f"originator counter {counter} is not a u64")
+        check(lib.be_origin_accept(self.ctx, counter), "accept originator counter")
+
+    @property
     def n_keys(self) -> int:
         return int(self._status().n_keys)

@@ -33,6 +33,7 @@ typedef enum be_err {
     BE_ERR_CORRUPT = -13,       /* stored data contradicts the state record (not producible by power cuts) */
     BE_ERR_PLAN = -14,          /* the swap plan does not fit the plan area */
     BE_ERR_OTP_FULL = -15,      /* no free OTP key slot, or counter beyond its capacity */
+    BE_ERR_STALE = -16,         /* an originator counter not above the last one accepted (a replay) */
     /* image validation */
     BE_ERR_IMG_MAGIC = -20,         /* header magic is not 0x96f3b83d */
     BE_ERR_IMG_HEADER = -21,        /* header fields impossible (hdr_size too small, ...) */
@@ -318,8 +319,12 @@ typedef struct be_device {
     be_trust_t trust;
     uint32_t unit;              /* copy-swap: swap unit (largest sector of the slots) */
     uint32_t image_off[2];      /* where the bootable image starts in each slot */
-    be_record_t rec;            /* latest committed record */
-    uint32_t log_sector;        /* 0 or 1: sector holding rec */
+    be_record_t rec;            /* latest committed state record (seq 0: none) */
+    uint32_t rec_sector;        /* 0 or 1: sector holding rec */
+    uint64_t origin;            /* originator counter last accepted (0: none) */
+    uint32_t origin_seq;        /* seq of its log record (0: none) */
+    uint32_t origin_sector;     /* 0 or 1: sector holding that record */
+    uint32_t log_sector;        /* 0 or 1: sector holding the newest record: appends go there */
     uint32_t log_next;          /* offset of the next free record slot in it */
     uint32_t log_full;          /* 1 if that sector has no free slot */
     uint32_t running;           /* 1 + slot index of the booted image, 0 before boot */
@@ -374,9 +379,23 @@ typedef struct be_device_status {
     uint32_t log_addr[2];       /* the two state-log sectors */
     uint32_t n_keys;            /* public keys provisioned in OTP, as read at open */
     uint32_t min_security_counter;  /* the OTP anti-rollback counter, as last read */
+    uint64_t origin_counter;    /* the originator counter last accepted (0: none) */
 } be_device_status_t;
 
 int32_t be_device_status(const be_device_t *d, be_device_status_t *out);
+
+/* ------------------------------------------------------ originator counter */
+
+/* Commands that change firmware state (GBCS CS06) carry the authorising
+ * party's originator counter; the device accepts each only once, in rising
+ * order, across power cuts. The counter lives in the state log. */
+
+/* The counter of the last command accepted (0 when none has been). */
+int32_t be_origin_counter(const be_device_t *d, uint64_t *value);
+/* Accept a command's counter: BE_ERR_STALE unless it is above the last one.
+ * Committed to flash before BE_OK; a power cut inside: not accepted, and the
+ * command is not acted on. */
+int32_t be_origin_accept(be_device_t *d, uint64_t value);
 
 /* ------------------------------------------------------ AES-128, AES-MMO */
 

@@ -81,5 +81,6 @@ int32_t be_device_status(const be_device_t *d, be_device_status_t *out)
     }
     out->n_keys = d->trust.n_keys;
     out->min_security_counter = d->trust.min_security_counter;
+    out->origin_counter = d->origin;
     return BE_OK;
 }

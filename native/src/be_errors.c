@@ -22,6 +22,7 @@ static const be_err_entry_t ERRORS[] = {
     {BE_ERR_CORRUPT, "BE_ERR_CORRUPT", "stored data contradicts the committed state record"},
     {BE_ERR_PLAN, "BE_ERR_PLAN", "the swap plan does not fit in the plan area"},
     {BE_ERR_OTP_FULL, "BE_ERR_OTP_FULL", "OTP area exhausted (no free key slot or counter at its maximum)"},
+    {BE_ERR_STALE, "BE_ERR_STALE", "originator counter not above the last one accepted (a replayed or old command)"},
     {BE_ERR_IMG_MAGIC, "BE_ERR_IMG_MAGIC", "image header magic is not 0x96f3b83d"},
     {BE_ERR_IMG_HEADER, "BE_ERR_IMG_HEADER", "image header fields are impossible"},
     {BE_ERR_IMG_TOO_BIG, "BE_ERR_IMG_TOO_BIG", "image (header, payload and TLVs) is larger than its slot"},
