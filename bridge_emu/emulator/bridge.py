@@ -40,7 +40,8 @@ from bridge_emu.emulator.bridge_states import TRANSITIONS, Phase
 from bridge_emu.emulator.gbcs_flow import activation_refusal, held_image_hash, verify_slot
 from bridge_emu.emulator.profiles import BridgeProfile
 from bridge_emu.emulator.store import DeviceStore
-from bridge_emu.errors import ImageError, NoBootableImage, PowerCut
+from bridge_emu.errors import ImageError, NoBootableImage, PowerCut, StateError
+from bridge_emu.keys import verify_raw
 from bridge_emu.ota import client as ota
 from bridge_emu.retry import Backoff
 
@@ -87,11 +88,16 @@ class Bridge:
 
     def __init__(self, name: str, profile: BridgeProfile, device: Device, *, supplier_key,
                  hub: int = 0x0000, config: BridgeConfig | None = None, max_payload: int = 82,
-                 log_path: pathlib.Path | None = None, seed: int = 0):
+                 log_path: pathlib.Path | None = None, seed: int = 0, address: int = 0,
+                 authority_key=None):
+        """authority_key: the public key that must have signed a CS06 (the
+        supplier's by default); address: this bridge's id, which a CS06 signs."""
         self.name = name
         self.profile = profile
         self.device = device
         self.supplier_key = supplier_key
+        self.authority_key = authority_key if authority_key is not None else supplier_key
+        self.address = address
         self.hub = hub
         self.cfg = config or BridgeConfig()
         self.max_payload = max_payload
@@ -134,6 +140,7 @@ class Bridge:
         self._alert_backoff = Backoff(self.cfg.alert_retry_s, self.cfg.alert_retry_cap_s)
         self._running_hash: bytes | None = None  # SHA-256 of the running image (= the manufacturer image's)
         self._cs06_answered: dict[int, int] = {}   # originator counter -> outcome, this boot
+        self._gbcs_in = gbcs.Reassembly()          # GBCS frames in (RAM: a reset loses parts)
         self.last_heard: tuple[float, int, bytes] | None = None   # (time, cluster, payload) of the last frame
         self._held_hash: bytes | None = None     # of the verified download, for the self-activating route
         self._future_hash: bytes | None = None   # named by a future-dated CS06
@@ -229,6 +236,7 @@ class Bridge:
         self._move("booted")
         self.confirmed = res.confirmed
         self._cs06_answered = {}
+        self._gbcs_in = gbcs.Reassembly()
         image = self.device.running_image()
         self._running_hash = hashlib.sha256(image).digest()
         before = self.manifest.version if self.manifest else None
@@ -336,7 +344,7 @@ class Bridge:
             if src != self.hub:
                 return
             try:
-                msg = gbcs.decode(payload)
+                msg = self._gbcs_in.receive(payload)
             except gbcs.GbcsError as e:
                 self._log(now, logged.GbcsMalformed(str(e)))
                 return
@@ -413,17 +421,34 @@ class Bridge:
     def _cs06(self, cmd: gbcs.ActivateFirmware, now: float) -> None:
         utc_now = self.cfg.utc0 + int(now)
         self._log(now, logged.Cs06Received(cmd.image_hash.hex(), cmd.execution_time))
-        # the hub heard the verification: no need to tell it again
-        self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
+        if not cmd.signature:
+            self._refuse(cmd, gbcs.Refusal.UNSIGNED, now)
+            return
+        if not verify_raw(self.authority_key, cmd.signed_bytes(self.address), cmd.signature):
+            self._refuse(cmd, gbcs.Refusal.BAD_SIGNATURE, now)
+            return
         repeat = self._cs06_answered.get(cmd.originator_counter)
-        if repeat is None and cmd.image_hash == self._running_hash and not cmd.execution_time:
-            # the image it names runs already: an earlier copy of this command was
+        if (repeat is None and cmd.originator_counter == self.device.origin_counter
+                and cmd.image_hash == self._running_hash and not cmd.execution_time):
+            # the last command accepted, and the image it names runs already: it was
             # acted on and its response lost before the reboot
             repeat = gbcs.Outcome.SUCCESS
         if repeat is not None:
+            self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
             self._log(now, logged.Cs06Repeated(gbcs.Outcome(repeat).name))
             self._respond(cmd, repeat)
             return
+        try:
+            # committed to flash before anything is acted on: a cut after it loses
+            # the action, never the protection (the hub asks again with a new counter)
+            self.device.accept_origin(cmd.originator_counter)
+        except StateError as e:
+            if e.name != "BE_ERR_STALE":
+                raise
+            self._refuse(cmd, gbcs.Refusal.STALE_COUNTER, now)
+            return
+        # the hub heard the verification: no need to tell it again
+        self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
         if cmd.execution_time and cmd.execution_time > utc_now:
             self._future_hash = cmd.image_hash
             self._timers[Timer.ACTIVATE] = now + (cmd.execution_time - utc_now)
@@ -435,6 +460,12 @@ class Bridge:
         self._respond(cmd, outcome)
         if outcome == gbcs.Outcome.SUCCESS:
             self._timers[Timer.REBOOT_FOR_ACTIVATION] = now + ACTIVATION_REBOOT_DELAY_S
+
+    def _refuse(self, cmd: gbcs.ActivateFirmware, why: gbcs.Refusal, now: float) -> None:
+        """GBCS discards a command that fails its checks and raises an alert."""
+        self._log(now, logged.Cs06Refused(why.name.lower(), cmd.originator_counter, self.device.origin_counter))
+        self._alert(now, gbcs.Alert.AUTHENTICATION_FAILED,
+                    cmd.originator_counter.to_bytes(8, "little") + bytes([why]))
 
     def _activate(self, now: float, image_hash: bytes | None, *, reboot: bool) -> int:
         """Mark the held image pending if it is the one asked for; reboot into it

@@ -165,6 +165,16 @@ class AlertGivenUp(Record):
 
 
 @dataclass(frozen=True)
+class Cs06Refused(Record):
+    """A CS06 discarded: unsigned, not signed by the authorising party, or a
+    counter not above the last accepted (a replay or an old command)."""
+    kind: ClassVar[str] = "cs06_refused"
+    reason: str         # a gbcs.Refusal name, lower case
+    counter: int        # the command's originator counter
+    last_accepted: int  # the device's, from flash
+
+
+@dataclass(frozen=True)
 class Cs06Repeated(Record):
     """A CS06 the bridge has already acted on (a hub retry): answered again, nothing done twice."""
     kind: ClassVar[str] = "cs06_repeated"

@@ -12,10 +12,12 @@ counter, and the bridge answers a CS06 it has acted on without acting again.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 from dataclasses import dataclass
 
 from bridge_emu.codec import gbcs, zcl
+from bridge_emu.keys import sign_raw
 from bridge_emu.retry import Backoff
 
 HUB = 0x0000    # the hub's network address
@@ -35,6 +37,11 @@ class PendingCommand:
     tries: int = 1
 
 
+def signed(cmd: gbcs.ActivateFirmware, key, target: int) -> gbcs.ActivateFirmware:
+    """cmd signed by the authorising party's private key for the bridge at target."""
+    return dataclasses.replace(cmd, signature=sign_raw(key, cmd.signed_bytes(target)))
+
+
 class Hub:
     """The Communications Hub: the OTA server, plus the GBCS side. It answers a
     Firmware Verification Successful alert with a CS06 Activate Firmware for the
@@ -43,7 +50,11 @@ class Hub:
     route: alert 0x8F43 with another version, or a Query Next Image Request from
     another version after its Upgrade End, whichever arrives first)."""
 
-    def __init__(self, server, *, activation: str = "immediate", log: list | None = None, seed: int = 0):
+    def __init__(self, server, *, activation: str = "immediate", log: list | None = None, seed: int = 0,
+                 signer=None, counter: int = 0x1000):
+        """signer: the authorising party's private key, which signs every CS06
+        (None: sent unsigned, and bridges refuse them); counter: the originator
+        counter last used (each CS06 takes the next)."""
         self.server = server
         self.activation = activation
         self.log = log if log is not None else []
@@ -54,7 +65,8 @@ class Hub:
         self._answered: set[tuple[int, int]] = set()   # (bridge, originator counter) answered
         self._rng = random.Random(seed)
         self._out: list[tuple[int, int, bytes]] = []
-        self._counter = 0x1000
+        self.signer = signer
+        self.counter = counter
 
     def pop_outgoing(self):
         # a new list: the server's may be its own (empty) queue, not ours to extend
@@ -127,10 +139,20 @@ class Hub:
             when = 0
             if self.activation.startswith("future:"):
                 when = utc + int(self.activation.split(":", 1)[1])
-            self._counter += 1
-            cmd = gbcs.ActivateFirmware(self._counter, msg.data, when, msg.sequence)
+            self.counter += 1
+            cmd = gbcs.ActivateFirmware(self.counter, msg.data, when, msg.sequence)
+            if self.signer is not None:
+                cmd = signed(cmd, self.signer, src)
             p = self.pending[src] = PendingCommand(cmd, now + CS06_GIVE_UP_S, now + CS06_RETRY.delay(0, self._rng))
             self._send_cs06(src, p, now)
+        elif msg.code == gbcs.Alert.AUTHENTICATION_FAILED and len(msg.data) == 9:
+            counter = int.from_bytes(msg.data[:8], "little")
+            p = self.pending.get(src)
+            if p is not None and p.cmd.originator_counter == counter:
+                del self.pending[src]   # sending it again would be refused again
+            self.log.append({"t": now, "from": src, "event": "cs06_refused", "counter": counter,
+                             "reason": gbcs.Refusal(msg.data[8]).name.lower()
+                             if msg.data[8] in gbcs.Refusal._value2member_map_ else msg.data[8]})
         elif msg.code == gbcs.Alert.FIRMWARE_VERSION_CHANGED and len(msg.data) == 4:
             version = int.from_bytes(msg.data, "little")
             self.running[src] = version
@@ -152,7 +174,8 @@ class Hub:
         self._send(dst, p.cmd)
 
     def _send(self, dst: int, msg) -> None:
-        self._out.append((dst, gbcs.GBCS_CLUSTER, gbcs.encode(msg)))
+        for frame in gbcs.frames(msg):
+            self._out.append((dst, gbcs.GBCS_CLUSTER, frame))
 
     def _went_back_before_alert(self, src: int, payload: bytes) -> None:
         """On the self-activating route a bridge activates once its Upgrade End

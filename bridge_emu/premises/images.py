@@ -8,7 +8,7 @@ import json
 import pathlib
 from dataclasses import dataclass
 
-from bridge_emu.keys import key_paths, load_public_key
+from bridge_emu.keys import key_paths, load_private_key, load_public_key
 from bridge_emu.premises.schema import PremisesError
 
 DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parents[1] / "images"   # package data: see pyproject.toml
@@ -41,6 +41,10 @@ class ImageSet:
         keys = self.directory / "keys"
         self.manufacturer_key = load_public_key(key_paths(keys, "manufacturer").public)
         self.supplier_key = load_public_key(key_paths(keys, "supplier").certificate)
+        # the authorising party that signs CS06 (a test key, shipped with the images);
+        # a folder without it has a hub that cannot sign, whose CS06 bridges refuse
+        signer = key_paths(keys, "supplier").private
+        self.supplier_signer = load_private_key(signer) if signer.exists() else None
 
     def entry(self, bridge_type: str, role: str) -> dict:
         """The index entry of a type's image in a role; a clear error if there is none."""

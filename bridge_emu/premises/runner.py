@@ -59,7 +59,7 @@ class PremisesRun:
         self.server = OtaServer(store, policy, address=HUB)
         self.hub_log: list[dict] = []
         self.hub = Hub(self.server, activation=hub_cfg.get("activation", "immediate"), log=self.hub_log,
-                       seed=self.net.scheduler.rng.randrange(1 << 30))
+                       seed=self.net.scheduler.rng.randrange(1 << 30), signer=images.supplier_signer)
         hub_transport = self.net.add_node(HUB, "hub")
         self.hub_driver = Driver(self.hub, hub_transport, self.clock)
         self.hub_driver.start()
@@ -86,7 +86,11 @@ class PremisesRun:
                 device = self._resumed(path, notes)
             else:
                 device = self._factory_new(path, prof, b, images, notes)
+            # a real remote party's counter outlives its restarts; this hub's starts
+            # above any the resumed bridges have accepted
+            self.hub.counter = max(self.hub.counter, device.origin_counter)
             bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=cfg,
+                            address=addr,
                             max_payload=t.max_payload, seed=self.net.scheduler.rng.randrange(1 << 30),
                             log_path=None if run_dir is None else run_dir / b.name / "events.jsonl")
             bridge.on_network_change = lambda up, tr=t: setattr(tr, "online", up)

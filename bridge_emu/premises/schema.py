@@ -35,6 +35,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from bridge_emu.codec import gbcs
 from bridge_emu.core.flash import TEAR
 from bridge_emu.emulator.profiles import ProfileError, profile
 from bridge_emu.errors import BridgeEmuError
@@ -45,9 +46,10 @@ OFFERS = ("next", "faulty", "none")
 
 # Names become directory names under the run directory: no separators, no "..".
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-# The largest frame the flow sends is a CS06 Activate Firmware (48 bytes with its
-# hash); ZigBee's APS payload (82) is the most the simulated network carries.
-MIN_PAYLOAD, MAX_PAYLOAD = 48, 82
+# The largest frame the flow sends is a fragment of a signed CS06 Activate
+# Firmware (68 bytes); ZigBee's APS payload (82) is the most the simulated
+# network carries.
+MIN_PAYLOAD, MAX_PAYLOAD = gbcs.FRAGMENT_DATA + gbcs.FRAGMENT_HEAD, 82
 
 # Every key a document may hold, with its type and allowed range (None: any).
 _NUMBER = (int, float)

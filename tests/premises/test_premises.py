@@ -18,7 +18,7 @@ from bridge_emu.codec import gbcs
 from bridge_emu.codec import ota_file as ota
 from bridge_emu.codec.zcl import Status
 from bridge_emu.core.device import Device
-from bridge_emu.emulator.hub import HUB
+from bridge_emu.emulator.hub import HUB, signed
 from bridge_emu.emulator.profiles import ProfileError, profile
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.report import bridge_rows
@@ -105,8 +105,9 @@ def version_bytes(version: str) -> bytes:
 
 def send_cs06(run: PremisesRun, address: int, image_hash: bytes, counter: int, execution_time: int = 0) -> None:
     """A CS06 Activate Firmware from the hub, over the network."""
-    frame = gbcs.encode(gbcs.ActivateFirmware(counter, image_hash, execution_time))
-    run.hub_driver.transport.send(address, gbcs.GBCS_CLUSTER, frame)
+    cmd = signed(gbcs.ActivateFirmware(counter, image_hash, execution_time), run.images.supplier_signer, address)
+    for frame in gbcs.frames(cmd):
+        run.hub_driver.transport.send(address, gbcs.GBCS_CLUSTER, frame)
 
 
 # ------------------------------------------------------------------ built-in premises
@@ -427,8 +428,9 @@ def test_cs06_to_the_bridge_directly(images):
     b = run.slots[0].bridge
     assert b.phase == "running"
     b.pop_outgoing()
-    cmd = gbcs.ActivateFirmware(0x77, bytes(32), 0, sequence=9)
-    b.receive(HUB, gbcs.GBCS_CLUSTER, gbcs.encode(cmd), run.clock.now())
+    cmd = signed(gbcs.ActivateFirmware(0x77, bytes(32), 0, sequence=9), images.supplier_signer, b.address)
+    for frame in gbcs.frames(cmd):
+        b.receive(HUB, gbcs.GBCS_CLUSTER, frame, run.clock.now())
     (dst, cluster, payload), = [o for o in b.pop_outgoing() if o[1] == gbcs.GBCS_CLUSTER]
     rsp = gbcs.decode(payload)
     assert (dst, cluster) == (HUB, gbcs.GBCS_CLUSTER)
