@@ -209,7 +209,8 @@ static int32_t commit(be_device_t *d, const be_record_t *st, uint64_t origin)
     if (switching) {
         s ^= 1u;
         off = 0;
-        carry = needs_carry(d, s, st != NULL);
+        /* s is erased next: whatever of the other kind it held goes with it */
+        carry = st != NULL ? d->origin_seq != 0 : d->rec.seq != 0;
         rc = sector_size(d, s, &size);
         if (rc != BE_OK) {
             return rc;
