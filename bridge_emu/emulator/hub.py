@@ -150,9 +150,11 @@ class Hub:
             p = self.pending.get(src)
             if p is not None and p.cmd.originator_counter == counter:
                 del self.pending[src]   # sending it again would be refused again
-            self.log.append({"t": now, "from": src, "event": "cs06_refused", "counter": counter,
-                             "reason": gbcs.Refusal(msg.data[8]).name.lower()
-                             if msg.data[8] in gbcs.Refusal._value2member_map_ else msg.data[8]})
+            try:
+                reason = gbcs.Refusal(msg.data[8]).name.lower()
+            except ValueError:
+                reason = f"code {msg.data[8]}"   # a refusal this hub does not know
+            self.log.append({"t": now, "from": src, "event": "cs06_refused", "counter": counter, "reason": reason})
         elif msg.code == gbcs.Alert.FIRMWARE_VERSION_CHANGED and len(msg.data) == 4:
             version = int.from_bytes(msg.data, "little")
             self.running[src] = version
