@@ -107,9 +107,12 @@ class ActivateFirmware:
     def signed_bytes(self, target: int) -> bytes:
         """What the authorising party signs: the target device's id, then the
         command body (so a command for one device cannot be replayed to another)."""
-        return target.to_bytes(8, "little") + _COMMAND.build(
-            {"message_code": self.message_code, "originator_counter": self.originator_counter,
-             "image_hash": self.image_hash, "execution_time": self.execution_time})
+        return target.to_bytes(8, "little") + self.body()
+
+    def body(self) -> bytes:
+        """The command's fields as framed, without the signature."""
+        return _COMMAND.build({"message_code": self.message_code, "originator_counter": self.originator_counter,
+                               "image_hash": self.image_hash, "execution_time": self.execution_time})
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,7 @@ def encode(msg: Message) -> bytes:
     if isinstance(msg, ActivateFirmware):
         if msg.signature and len(msg.signature) != SIGNATURE_LEN:
             raise GbcsError(f"command: a signature is {SIGNATURE_LEN} bytes, not {len(msg.signature)}")
-        return _HEAD.build({"kind": _KIND_COMMAND, "sequence": msg.sequence}) + _COMMAND.build(
-            {"message_code": msg.message_code, "originator_counter": msg.originator_counter,
-             "image_hash": msg.image_hash, "execution_time": msg.execution_time}) + msg.signature
+        return _HEAD.build({"kind": _KIND_COMMAND, "sequence": msg.sequence}) + msg.body() + msg.signature
     if isinstance(msg, ActivateResponse):
         return _HEAD.build({"kind": _KIND_RESPONSE, "sequence": msg.sequence}) + _RESPONSE.build(
             {"originator_counter": msg.originator_counter, "outcome": msg.outcome,
@@ -216,13 +217,13 @@ class Reassembly:
     def receive(self, frame: bytes) -> Message | None:
         if len(frame) < 1 or frame[0] != _KIND_FRAGMENT:
             return decode(frame)
-        if len(frame) < 5:
-            raise GbcsError(f"fragment of {len(frame)} bytes: head and data need at least 5")
+        if len(frame) <= FRAGMENT_HEAD:
+            raise GbcsError(f"fragment of {len(frame)} bytes: head and data need at least {FRAGMENT_HEAD + 1}")
         seq, index, count = frame[1], frame[2], frame[3]
         if count < 2 or index >= count:
             raise GbcsError(f"fragment {index} of {count} at offset 2: not a part of a message")
         parts = self._parts.setdefault((seq, count), {})
-        parts[index] = bytes(frame[4:])
+        parts[index] = bytes(frame[FRAGMENT_HEAD:])
         while len(self._parts) > self.KEEP:
             del self._parts[next(iter(self._parts))]
         if len(parts) < count:

@@ -434,7 +434,7 @@ class Bridge:
             # acted on and its response lost before the reboot
             repeat = gbcs.Outcome.SUCCESS
         if repeat is not None:
-            self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
+            self._verification_heard()
             self._log(now, logged.Cs06Repeated(gbcs.Outcome(repeat).name))
             self._respond(cmd, repeat)
             return
@@ -447,8 +447,7 @@ class Bridge:
                 raise
             self._refuse(cmd, gbcs.Refusal.STALE_COUNTER, now)
             return
-        # the hub heard the verification: no need to tell it again
-        self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
+        self._verification_heard()
         if cmd.execution_time and cmd.execution_time > utc_now:
             self._future_hash = cmd.image_hash
             self._timers[Timer.ACTIVATE] = now + (cmd.execution_time - utc_now)
@@ -460,6 +459,10 @@ class Bridge:
         self._respond(cmd, outcome)
         if outcome == gbcs.Outcome.SUCCESS:
             self._timers[Timer.REBOOT_FOR_ACTIVATION] = now + ACTIVATION_REBOOT_DELAY_S
+
+    def _verification_heard(self) -> None:
+        """An authentic CS06 means the hub heard 0x8F72: no need to tell it again."""
+        self._acknowledged(lambda a: a.code == gbcs.Alert.FIRMWARE_VERIFICATION_SUCCESSFUL)
 
     def _refuse(self, cmd: gbcs.ActivateFirmware, why: gbcs.Refusal, now: float) -> None:
         """GBCS discards a command that fails its checks and raises an alert."""

@@ -108,6 +108,7 @@ static int decode_origin(const uint8_t in[BE_REC_SIZE], uint32_t *seq, uint64_t 
     if (!sealed(in, CTR_MAGIC) || !seq_valid(be_get_le32(in + 4))) {
         return 0;
     }
+    /* the unused bytes are written zero: anything else is not a record we wrote */
     for (uint32_t i = 16; i < REC_CHECKED; i++) {
         if (in[i] != 0) {
             return 0;
@@ -193,10 +194,41 @@ static int needs_carry(const be_device_t *d, uint32_t s, int writing_state)
     return d->rec.seq != 0 && d->rec_sector != s;
 }
 
-/* Commit one record: a state record (st) or a counter record (origin). */
-static int32_t commit(be_device_t *d, const be_record_t *st, uint64_t origin)
+/* Write one record in sector s (of size bytes) at off and take it as the
+ * newest of its kind: a state record (st), or else a counter record (origin). */
+static int32_t put(be_device_t *d, uint32_t s, uint32_t off, uint32_t size, uint32_t seq,
+                   const be_record_t *st, uint64_t origin)
 {
     uint8_t raw[BE_REC_SIZE];
+    be_record_t rec;
+    if (st != NULL) {
+        rec = *st;
+        rec.seq = seq;
+        encode(&rec, raw);
+    } else {
+        encode_origin(seq, origin, raw);
+    }
+    int32_t rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    if (st != NULL) {
+        d->rec = rec;
+        d->rec_sector = s;
+    } else {
+        d->origin = origin;
+        d->origin_seq = seq;
+        d->origin_sector = s;
+    }
+    d->log_sector = s;
+    d->log_next = off + BE_REC_SIZE;
+    d->log_full = d->log_next + BE_REC_SIZE > size;
+    return BE_OK;
+}
+
+/* Commit one record: a state record (st), or else a counter record (origin). */
+static int32_t commit(be_device_t *d, const be_record_t *st, uint64_t origin)
+{
     uint32_t s = d->log_sector, off = d->log_next, size;
     uint32_t seq = (d->rec.seq > d->origin_seq ? d->rec.seq : d->origin_seq) + 1;
     /* before any flash work: a failure here must leave nothing half done */
@@ -205,8 +237,7 @@ static int32_t commit(be_device_t *d, const be_record_t *st, uint64_t origin)
         return rc;
     }
     int carry = needs_carry(d, s, st != NULL);
-    int switching = d->log_full != 0 || off + (1u + (uint32_t)carry) * BE_REC_SIZE > size;
-    if (switching) {
+    if (d->log_full != 0 || off + (1u + (uint32_t)carry) * BE_REC_SIZE > size) {
         s ^= 1u;
         off = 0;
         /* s is erased next: whatever of the other kind it held goes with it */
@@ -224,52 +255,16 @@ static int32_t commit(be_device_t *d, const be_record_t *st, uint64_t origin)
         }
     }
     if (carry) {
-        if (st != NULL) {
-            encode_origin(seq, d->origin, raw);
-        } else {
-            be_record_t again = d->rec;
-            again.seq = seq;
-            encode(&again, raw);
-        }
-        rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
+        /* the other kind's newest record again, under a new seq */
+        be_record_t again = d->rec;
+        rc = put(d, s, off, size, seq, st != NULL ? NULL : &again, d->origin);
         if (rc != BE_OK) {
             return rc;
         }
-        if (st != NULL) {
-            d->origin_seq = seq;
-            d->origin_sector = s;
-        } else {
-            d->rec.seq = seq;
-            d->rec_sector = s;
-        }
-        d->log_sector = s;
         off += BE_REC_SIZE;
         seq++;
     }
-    if (st != NULL) {
-        be_record_t rec = *st;
-        rec.seq = seq;
-        encode(&rec, raw);
-        rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
-        if (rc != BE_OK) {
-            return rc;
-        }
-        d->rec = rec;
-        d->rec_sector = s;
-    } else {
-        encode_origin(seq, origin, raw);
-        rc = be_flash_write(d->flash, d->layout.log_addr[s] + off, raw, sizeof raw);
-        if (rc != BE_OK) {
-            return rc;
-        }
-        d->origin = origin;
-        d->origin_seq = seq;
-        d->origin_sector = s;
-    }
-    d->log_sector = s;
-    d->log_next = off + BE_REC_SIZE;
-    d->log_full = d->log_next + BE_REC_SIZE > size;
-    return BE_OK;
+    return put(d, s, off, size, seq, st, origin);
 }
 
 int32_t be_log_append(be_device_t *d, const be_record_t *r)

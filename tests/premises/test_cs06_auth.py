@@ -79,7 +79,9 @@ def test_forged_unsigned_and_misdirected_commands_are_refused(images):
 
 def test_replayed_and_old_counters_are_refused_across_a_power_cut(images):
     run, b1, good = waiting_run(images)
-    sign = lambda c, h=good: signed(gbcs.ActivateFirmware(c, h), images.supplier_signer, b1.address)  # noqa: E731
+
+    def sign(counter: int, image_hash: bytes = good) -> gbcs.ActivateFirmware:
+        return signed(gbcs.ActivateFirmware(counter, image_hash), images.supplier_signer, b1.address)
     wrong = bytes(31) + b"\x01"
     send(run, b1.address, sign(0x5000, wrong))      # accepted (counter committed), answered HASH_MISMATCH
     assert run.hub.outcomes[b1.address] == gbcs.Outcome.HASH_MISMATCH
