@@ -70,6 +70,8 @@ def _read(source) -> tuple[bytes, str]:
         return path.read_bytes(), str(path)
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
+    except ValueError as e:     # a NUL in the name
+        raise KeyFileError(f"{str(path)!r}: not a file name ({e})") from None
 
 
 def describe_key(key) -> str:

@@ -11,6 +11,7 @@ from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.hub import HUB, Hub
 from bridge_emu.emulator.profiles import profile
 from bridge_emu.errors import BridgeEmuError
+from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
@@ -58,8 +59,12 @@ class PremisesRun:
                                             f"for {b.type}/{b.offer}")
         self.server = OtaServer(store, policy, address=HUB)
         self.hub_log: list[dict] = []
+        if spec.signing_key is None:
+            signer = images.supplier_signer
+        else:
+            signer = None if spec.signing_key == "none" else load_private_key(spec.signing_key)
         self.hub = Hub(self.server, activation=hub_cfg.get("activation", "immediate"), log=self.hub_log,
-                       seed=self.net.scheduler.rng.randrange(1 << 30), signer=images.supplier_signer)
+                       seed=self.net.scheduler.rng.randrange(1 << 30), signer=signer)
         hub_transport = self.net.add_node(HUB, "hub")
         self.hub_driver = Driver(self.hub, hub_transport, self.clock)
         self.hub_driver.start()
@@ -89,8 +94,9 @@ class PremisesRun:
             # a real remote party's counter outlives its restarts; this hub's starts
             # above any the resumed bridges have accepted
             self.hub.counter = max(self.hub.counter, device.origin_counter)
+            authority = None if b.authority_key is None else load_public_key(b.authority_key)
             bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=cfg,
-                            address=addr,
+                            address=addr, authority_key=authority,
                             max_payload=t.max_payload, seed=self.net.scheduler.rng.randrange(1 << 30),
                             log_path=None if run_dir is None else run_dir / b.name / "events.jsonl")
             bridge.on_network_change = lambda up, tr=t: setattr(tr, "online", up)

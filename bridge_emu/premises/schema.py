@@ -21,6 +21,13 @@ cover every configuration of the seed):
     offer = "next"
     link = { latency_ms = 20, jitter_ms = 5, loss = 0.01, throughput_kbps = 100, payload_limit = 82 }
     power_cut = { at_fraction = 0.5 }   # optional: cut power when half the download is in
+    authority_key = "keys/ops.pub.pem"  # optional: whose signature its CS06 must carry
+
+Keys: the hub signs every CS06 with `[hub] signing_key` (a PEM P-256 private
+key, or "none" for a hub that signs nothing), and each bridge accepts CS06
+signed by its `authority_key` (a public key, private key or certificate);
+both default to the image set's supplier key. Relative paths are taken from
+the premises file's folder.
 
 The network model: B1 talks to the hub over ZigBee (250 kbit/s, 82-byte
 payloads); each remote bridge reaches B1 over the point-to-point link given.
@@ -39,6 +46,7 @@ from bridge_emu.codec import gbcs
 from bridge_emu.core.flash import TEAR
 from bridge_emu.emulator.profiles import ProfileError, profile
 from bridge_emu.errors import BridgeEmuError
+from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec
 from bridge_emu.ota.server import PRESETS
 
@@ -54,8 +62,9 @@ MIN_PAYLOAD, MAX_PAYLOAD = gbcs.FRAGMENT_DATA + gbcs.FRAGMENT_HEAD, 82
 # Every key a document may hold, with its type and allowed range (None: any).
 _NUMBER = (int, float)
 _TOP = {"name": str, "description": str, "seed": int, "hub": dict, "bridge": list}
-_HUB = {"personality": str, "activation": str}
-_BRIDGE = {"name": str, "type": str, "parent": str, "offer": str, "link": dict, "power_cut": dict}
+_HUB = {"personality": str, "activation": str, "signing_key": str}
+_BRIDGE = {"name": str, "type": str, "parent": str, "offer": str, "link": dict, "power_cut": dict,
+           "authority_key": str}
 _LINK = {"latency_ms": (_NUMBER, 0, 10_000), "jitter_ms": (_NUMBER, 0, 10_000), "loss": (_NUMBER, 0, 0.5),
          "throughput_kbps": (_NUMBER, 1, 100_000), "payload_limit": (int, MIN_PAYLOAD, MAX_PAYLOAD)}
 _POWER_CUT = {"at_fraction": (_NUMBER, 0, 1), "tear": (str, None, None), "seed": (int, 0, 2**32 - 1)}
@@ -75,6 +84,7 @@ class BridgeSpec:
     offer: str = "next"
     link: dict = field(default_factory=dict)
     power_cut: dict = field(default_factory=dict)
+    authority_key: pathlib.Path | None = None   # None: the image set's supplier key
 
 
 @dataclass(frozen=True)
@@ -84,28 +94,38 @@ class PremisesSpec:
     bridges: tuple[BridgeSpec, ...]
     hub: dict = field(default_factory=dict)
     seed: int = 1
+    signing_key: pathlib.Path | str | None = None   # None: the image set's supplier key; "none": unsigned
 
 
-def parse_premises(text: str, where: str = "premises") -> PremisesSpec:
+def parse_premises(text: str, where: str = "premises", base: pathlib.Path | None = None) -> PremisesSpec:
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise PremisesError(f"{where}: not valid TOML: {e}") from None
-    return parse_document(d, where)
+    return parse_document(d, where, base)
 
 
-def parse_document(d: dict, where: str = "premises") -> PremisesSpec:
-    """A premises from its TOML document, decoded (tables as dicts)."""
+def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None = None) -> PremisesSpec:
+    """A premises from its TOML document, decoded (tables as dicts). base: the
+    folder relative key paths are taken from (the premises file's; None: the
+    current folder)."""
     if not isinstance(d, dict):
         raise _type_error(where, dict, d)
     _check_document(d, where)
+    hub = d.get("hub", {})
+    signing = hub.get("signing_key")
+    if signing is not None and signing != "none":
+        signing = _key_file(signing, base, f"{where}.hub.signing_key", load_private_key)
     try:
         bridges = tuple(BridgeSpec(
             name=str(b["name"]), type=str(b["type"]).upper(), parent=b.get("parent"),
             offer=str(b.get("offer", "next")), link=dict(b.get("link", {})),
-            power_cut=dict(b.get("power_cut", {}))) for b in d.get("bridge", []))
-        spec = PremisesSpec(str(d["name"]), str(d.get("description", "")), bridges, dict(d.get("hub", {})),
-                            int(d.get("seed", 1)))
+            power_cut=dict(b.get("power_cut", {})),
+            authority_key=None if "authority_key" not in b else _key_file(
+                b["authority_key"], base, f"{where}.bridge[{i + 1}].authority_key", load_public_key))
+            for i, b in enumerate(d.get("bridge", [])))
+        spec = PremisesSpec(str(d["name"]), str(d.get("description", "")), bridges, dict(hub),
+                            int(d.get("seed", 1)), signing)
     except (KeyError, TypeError, ValueError) as e:
         raise PremisesError(f"{where}: missing or bad field: {e}") from None
     names = [b.name for b in bridges]
@@ -135,6 +155,19 @@ def parse_document(d: dict, where: str = "premises") -> PremisesSpec:
             raise PremisesError(f"{where}: bridge {b.name}: a {b.type} reaches the hub through a parent bridge")
         _check_bridge_tables(b, f"{where}: bridge {b.name}")
     return spec
+
+
+def _key_file(value: str, base: pathlib.Path | None, path: str, loader) -> pathlib.Path:
+    """A key file named by the document, resolved and loaded once here so a bad
+    one is refused before anything runs."""
+    file = pathlib.Path(value).expanduser()
+    if base is not None and not file.is_absolute():
+        file = base / file
+    try:
+        loader(file)
+    except BridgeEmuError as e:
+        raise PremisesError(f"{path}: {e}") from None
+    return file
 
 
 def _type_error(path: str, want, value) -> PremisesError:
@@ -217,7 +250,7 @@ def load_premises(path: str | pathlib.Path) -> PremisesSpec:
         raise PremisesError(f"{path}: cannot read ({e.strerror})") from None
     except UnicodeDecodeError as e:
         raise PremisesError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return parse_premises(text, str(path))
+    return parse_premises(text, str(path), path.parent)
 
 
 def builtin_premises() -> dict[str, PremisesSpec]:

@@ -97,15 +97,18 @@ _values = st.recursive(_scalar, lambda inner: st.one_of(st.lists(inner, max_size
                                                         st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                        max_leaves=8)
 _keys = st.sampled_from(["name", "type", "parent", "offer", "link", "power_cut", "loss", "payload_limit",
-                         "latency_ms", "at_fraction", "tear", "seed", "x"])
+                         "latency_ms", "at_fraction", "tear", "seed", "authority_key", "x"])
+_hub = st.dictionaries(st.sampled_from(["personality", "activation", "signing_key", "x"]), _values, max_size=3)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(top=st.dictionaries(st.sampled_from(["name", "seed", "hub", "bridge", "description", "sede"]), _values,
                            max_size=5),
-       bridges=st.lists(st.dictionaries(_keys, _values, max_size=6), max_size=4))
-def test_any_document_parses_or_is_refused_with_one_line(top, bridges):
+       hub=st.none() | _hub, bridges=st.lists(st.dictionaries(_keys, _values, max_size=6), max_size=4))
+def test_any_document_parses_or_is_refused_with_one_line(top, hub, bridges):
     doc = {**top, "bridge": bridges} if bridges else top
+    if hub is not None:
+        doc["hub"] = hub
     try:
         parse_document(doc, "p.toml")
     except PremisesError as e:
