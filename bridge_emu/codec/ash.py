@@ -95,13 +95,18 @@ _RANDOM = _pseudo_random_sequence(MAX_FRAME_LEN)
 def randomise(data: bytes) -> bytes:
     """XOR data with the ASH pseudo-random sequence (42 21 a8 54 ...); its own inverse."""
     global _RANDOM
-    if len(data) > len(_RANDOM):
-        _RANDOM = _pseudo_random_sequence(len(data))
-    return bytes(a ^ b for a, b in zip(data, _RANDOM))
+    n = len(data)
+    if n > len(_RANDOM):
+        _RANDOM = _pseudo_random_sequence(n)
+    # one XOR of two big integers: far quicker in CPython than a loop over bytes
+    return (int.from_bytes(data, "big") ^ int.from_bytes(_RANDOM[:n], "big")).to_bytes(n, "big")
 
 
 def stuff(data: bytes) -> bytes:
     """Escape every reserved byte (ESCAPE, byte ^ 0x20); no FLAG is added."""
+    data = bytes(data)
+    if len(data.translate(None, _RESERVED_TABLE)) == len(data):
+        return data                     # nothing to escape (the usual case)
     out = bytearray()
     for b in data:
         if b in RESERVED_BYTES:
@@ -113,6 +118,9 @@ def stuff(data: bytes) -> bytes:
 
 def unstuff(data: bytes) -> bytes:
     """Undo stuff(); the input must hold one frame's bytes without the FLAG."""
+    data = bytes(data)
+    if Reserved.ESCAPE not in data and len(data.translate(None, _RESERVED_TABLE)) == len(data):
+        return data
     out = bytearray()
     escaped = False
     for offset, b in enumerate(data):
@@ -132,6 +140,10 @@ def unstuff(data: bytes) -> bytes:
     if escaped:
         raise AshError(f"unstuff: ESCAPE at offset {len(data) - 1} ends the data")
     return bytes(out)
+
+
+_RESERVED_TABLE = bytes(sorted(RESERVED_BYTES))
+_SPECIAL_IN_FRAME = bytes(sorted(RESERVED_BYTES - {Reserved.FLAG, Reserved.ESCAPE}))
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -313,8 +325,35 @@ class AshParser:
         self._lost = None
 
     def feed(self, data: bytes) -> list[Frame | BadFrame]:
+        data = bytes(data)
         out: list[Frame | BadFrame] = []
-        for b in bytes(data):
+        # Fast path: whole frames with nothing but escapes in them (what a healthy
+        # line carries), taken a frame at a time; anything else byte by byte.
+        while not self._buf and not self._escaped and self._lost is None:
+            end = data.find(FLAG)
+            if end < 0:
+                break
+            segment = data[:end]
+            if len(segment.translate(None, _SPECIAL_IN_FRAME)) != len(segment) or len(segment) > 2 * MAX_FRAME_LEN:
+                break
+            try:
+                raw = unstuff(segment)
+            except AshError:
+                break
+            if len(raw) > MAX_FRAME_LEN:
+                break
+            data = data[end + 1:]
+            if not raw:
+                continue
+            try:
+                frame = decode(raw)
+            except AshError as e:
+                self.bad_frames += 1
+                out.append(BadFrame(raw, str(e)))
+            else:
+                self.frames += 1
+                out.append(frame)
+        for b in data:
             if b == Reserved.FLAG:
                 item = self._end_frame()
                 if item is not None:
