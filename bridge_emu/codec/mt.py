@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import enum
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -102,8 +101,10 @@ from construct import (
     stream_read_entire,
     this,
 )
-from construct.lib import Container, ListContainer
+from construct.lib import Container
 
+from bridge_emu.codec.construct_util import clean_container, construct_reason
+from bridge_emu.codec.zdo import NodeDescriptor
 from bridge_emu.errors import BridgeEmuError
 
 SOF = 0xFE
@@ -460,59 +461,6 @@ class _ZeroLengthIsNone(Subconstruct):
         return self.subcon._build(obj, stream, context, path)
 
 
-class _NodeDescriptor(Adapter):
-    """The ZigBee node descriptor, its two bit-packed bytes spread into zigpy's field names (bit 0 first)."""
-
-    _BYTE1 = (("logical_type", 3), ("complex_descriptor_available", 1), ("user_descriptor_available", 1),
-              ("reserved", 3))
-    _BYTE2 = (("aps_flags", 3), ("frequency_band", 5))
-
-    def __init__(self) -> None:
-        super().__init__(Struct(
-            "byte1" / Int8ul,
-            "byte2" / Int8ul,
-            "mac_capability_flags" / Int8ul,
-            "manufacturer_code" / Int16ul,
-            "maximum_buffer_size" / Int8ul,
-            "maximum_incoming_transfer_size" / Int16ul,
-            "server_mask" / Int16ul,
-            "maximum_outgoing_transfer_size" / Int16ul,
-            "descriptor_capability_field" / Int8ul,
-        ))
-
-    @staticmethod
-    def _unpack(byte: int, layout: tuple[tuple[str, int], ...], into: Container) -> None:
-        for name, bits in layout:
-            into[name] = byte & ((1 << bits) - 1)
-            byte >>= bits
-
-    @staticmethod
-    def _pack(obj: Mapping[str, Any], layout: tuple[tuple[str, int], ...], path: str) -> int:
-        byte, shift = 0, 0
-        for name, bits in layout:
-            value = int(obj[name])
-            if not 0 <= value < 1 << bits:
-                raise ValidationError(f"{name} {value} does not fit {bits} bits", path=path)
-            byte |= value << shift
-            shift += bits
-        return byte
-
-    def _decode(self, obj: Container, context: Any, path: str) -> Container:
-        fields = Container()
-        self._unpack(obj.byte1, self._BYTE1, fields)
-        self._unpack(obj.byte2, self._BYTE2, fields)
-        for name, value in obj.items():
-            if name not in ("byte1", "byte2") and not name.startswith("_"):
-                fields[name] = value
-        return fields
-
-    def _encode(self, obj: Mapping[str, Any], context: Any, path: str) -> dict[str, Any]:
-        raw = {name: value for name, value in obj.items() if name not in dict(self._BYTE1 + self._BYTE2)}
-        raw["byte1"] = self._pack(obj, self._BYTE1, path)
-        raw["byte2"] = self._pack(obj, self._BYTE2, path)
-        return raw
-
-
 def _payload(*fields: Construct) -> Struct:
     """A command payload: the fields, then nothing (trailing bytes are an error)."""
     return Struct(*fields, Terminated)
@@ -753,7 +701,7 @@ _TABLE: tuple[Command, ...] = (
     _areq(_ZDO, "NwkAddrRsp", 0x80, _ZDO_ADDR_RSP),
     _areq(_ZDO, "IEEEAddrRsp", 0x81, _ZDO_ADDR_RSP),
     _areq(_ZDO, "NodeDescRsp", 0x82, _payload("src" / _NWK, "status" / _STATUS, "nwk" / _NWK,
-                                              "node_descriptor" / _NullableTail(_NodeDescriptor())),
+                                              "node_descriptor" / _NullableTail(NodeDescriptor())),
           optional=("node_descriptor",)),
     _areq(_ZDO, "SimpleDescRsp", 0x84, _payload("src" / _NWK, "status" / _STATUS, "nwk" / _NWK,
                                                 "simple_descriptor" / _SIMPLE_DESCRIPTOR)),
@@ -858,27 +806,6 @@ class Decoded(NamedTuple):
     fields: Container
 
 
-def _reason(error: Exception) -> str:
-    """One line out of a construct error (they carry their path on a line of its own)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = lines[-1] if lines else type(error).__name__
-    path = getattr(error, "path", None)
-    if path:
-        field = re.sub(r"^\((parsing|building)\)( -> )?", "", path).strip()
-        if field:
-            return f"{field}: {message}"
-    return message
-
-
-def _clean(value: Any) -> Any:
-    """Drop construct's bookkeeping (the `_io` keys) from a parse result."""
-    if isinstance(value, dict):
-        return Container({key: _clean(item) for key, item in value.items() if not key.startswith("_")})
-    if isinstance(value, list):
-        return ListContainer(_clean(item) for item in value)
-    return value
-
-
 def _field_names(struct: Struct) -> list[str]:
     return [subcon.name for subcon in struct.subcons if subcon.name]
 
@@ -895,7 +822,7 @@ def _build(command: Command, struct: Struct, frame_type: CommandType, fields: di
     try:
         payload = struct.build(values)
     except (ConstructError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise MtError(f"MT {command.name}: cannot encode, {_reason(e)}") from None
+        raise MtError(f"MT {command.name}: cannot encode, {construct_reason(e)}") from None
     if len(payload) > MAX_PAYLOAD:
         raise MtError(f"MT {command.name}: payload of {len(payload)} bytes, at most {MAX_PAYLOAD}")
     return Frame(frame_type, command.subsystem, command.id, payload)
@@ -934,6 +861,6 @@ def decode(frame: Frame) -> Decoded:
     try:
         fields = struct.parse(frame.payload)
     except ConstructError as e:
-        raise MtError(f"MT {command.name} {frame.type.name}: {_reason(e)} "
+        raise MtError(f"MT {command.name} {frame.type.name}: {construct_reason(e)} "
                       f"(payload {len(frame.payload)} bytes)") from None
-    return Decoded(command.name, _clean(fields))
+    return Decoded(command.name, clean_container(fields))
