@@ -20,6 +20,10 @@ from bridge_emu.errors import BridgeEmuError
 #: on_receive(src, cluster, payload): a frame arrived from NWK address src.
 ReceiveFn = Callable[[int, int, bytes], None]
 
+#: A frame's `cluster` is a ZCL cluster id (home-automation profile, endpoint 1)
+#: below this, and ZDO (profile 0, endpoint 0) at ZDO | the ZDO cluster id.
+ZDO = 0x1_0000
+
 
 class NetError(BridgeEmuError):
     """A network was set up or used impossibly (unknown node, bad link spec, ...)."""

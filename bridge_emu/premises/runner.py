@@ -10,6 +10,7 @@ from bridge_emu.emulator.bridge import Bridge, BridgeConfig, Phase
 from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.hub import HUB, Hub
 from bridge_emu.emulator.profiles import profile
+from bridge_emu.emulator.zigbee_node import NodeIdentity, ZigbeeNode, eui64
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
@@ -103,7 +104,10 @@ class PremisesRun:
             if prof.sleepy:
                 bridge.on_fast_poll = lambda fast, tr=t, p=prof: setattr(
                     tr, "poll_interval_s", p.fast_poll_s if fast else p.poll_interval_s)
-            driver = Driver(bridge, t, self.clock)
+            # the bridge answers a coordinator's interview (ZDO, Basic) itself, as a ZigBee device does
+            node = ZigbeeNode(bridge, NodeIdentity(eui64(spec.name, b.name), addr, prof),
+                              lambda br=bridge: br.phase is Phase.RUNNING)
+            driver = Driver(node, t, self.clock)
             offered = None
             if b.offer == "none":
                 self.server.offer(addr, None)
