@@ -79,6 +79,33 @@ def _sweep(specs, args: argparse.Namespace) -> int:
     return 0 if result["settled"] else 1
 
 
+def _cmd_dongle(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from bridge_emu.dongle.rig import serve
+    from bridge_emu.premises.images import ImageSet
+    from bridge_emu.premises.schema import resolve
+
+    spec = resolve(args.premises)
+    images = ImageSet(pathlib.Path(args.images))
+    run_dir = _run_dir(args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
+                    resume=args.resume, allow_remote=args.allow_remote,
+                    announce=lambda line: print(line, flush=True),
+                    warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
+                    stop=stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def _cmd_state(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_state
     from bridge_emu.tools.devices import find_devices, report_file
@@ -296,6 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=_seeds, help="sweep seeds, e.g. 1-50 or 3,7,12: run once per seed in memory and "
                    "summarise each bridge's outcomes (exit 1 if any run did not settle)")
     r.set_defaults(func=_cmd_run)
+
+    g = sub.add_parser("dongle", help="serve a virtual coordinator dongle: a host ZigBee stack meets a premises")
+    g.add_argument("premises", help="a premises TOML file or built-in name")
+    g.add_argument("--protocol", choices=("znp", "ezsp"), required=True,
+                   help="znp: TI Z-Stack MT (zigpy-znp); ezsp: Silicon Labs EZSP over ASH (bellows)")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT of the socket:// it serves "
+                       "(default 127.0.0.1, any free port)")
+    where.add_argument("--pty", action="store_true", help="serve a pseudo-terminal instead")
+    g.add_argument("--allow-remote", action="store_true",
+                   help="allow --listen on a non-loopback address (whoever connects controls the devices)")
+    g.add_argument("--dir", default="out/dongle", help="where the bridges' flash files, event logs and the "
+                   "dongle's NV are kept")
+    g.add_argument("--no-dir", action="store_true", help="keep everything in memory")
+    g.add_argument("--resume", action="store_true", help="go on from the flash files and NV in --dir")
+    g.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
+    g.set_defaults(func=_cmd_dongle)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")
     s.add_argument("path", help="a flash file, a device directory, or a run directory")

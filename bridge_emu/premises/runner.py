@@ -143,6 +143,15 @@ class PremisesRun:
                                 f"{notes['premises']!r}; cannot resume it as that")
         return device
 
+    def replace_hub(self, machine) -> Driver:
+        """Another machine takes the hub's place on its node (a host stack behind a
+        virtual coordinator dongle). The GBCS hub is detached and sends nothing."""
+        transport = self.hub_driver.transport
+        self.hub_driver.stop()
+        self.hub_driver = Driver(machine, transport, self.clock)
+        self.hub_driver.start()
+        return self.hub_driver
+
     # -- running
 
     def start(self) -> None:
