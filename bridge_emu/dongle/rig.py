@@ -67,7 +67,7 @@ class Coordinator:
 
     def timer(self, now: float) -> None:
         self._next_join = now + JOIN_RETRY_S
-        self._join_ready(now)
+        self.join_ready(now)
 
     def next_deadline(self) -> float | None:
         return self._next_join
@@ -76,7 +76,7 @@ class Coordinator:
         out, self._outgoing = self._outgoing, []
         return out
 
-    def _join_ready(self, now: float) -> None:
+    def join_ready(self, now: float) -> None:
         if not self.ncp.permit_joining:
             return
         for s in self.run.slots:
@@ -160,7 +160,7 @@ class HostPort:
         self.pacer.sync()
         self.coordinator.take_from_host()
         self.driver.poke()               # sends at the network's current (paced) time
-        self.coordinator._join_ready(self.pacer.scheduler.time)
+        self.coordinator.join_ready(self.pacer.scheduler.time)
         self.pacer.wake()
 
 
