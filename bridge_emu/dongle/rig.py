@@ -83,9 +83,8 @@ class Coordinator:
             if s.address in self.joined or s.bridge.phase is not Phase.RUNNING:
                 continue
             parent = s.transport.parent.address if s.transport.parent is not None else 0
-            ieee = eui64(self.run.spec.name, s.spec.name)
-            capability = 0x80 if s.bridge.profile.sleepy else 0x8E
-            if self.ncp.device_joined(s.address, ieee, parent, self.clock.now(), mac_capabilities=capability):
+            me = s.driver.machine.identity        # the bridge's ZigbeeNode knows who it is
+            if self.ncp.device_joined(s.address, me.ieee, parent, self.clock.now(), mac_capabilities=me.mac_capability):
                 self.joined.add(s.address)
                 if s.bridge.profile.sleepy:
                     self._fast_poll_after_join(s, now)
