@@ -97,7 +97,7 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
-                    resume=args.resume, allow_remote=args.allow_remote,
+                    resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
                     announce=lambda line: print(line, flush=True),
                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
                     stop=stop)
@@ -168,6 +168,18 @@ def _seeds(text: str) -> list[int]:
     if len(seeds) > 10_000:
         raise argparse.ArgumentTypeError("at most 10000 seeds in one sweep")
     return seeds
+
+
+def _speed(text: str) -> float:
+    from bridge_emu.dongle.rig import MAX_SPEED, MIN_SPEED
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"a speed is {MIN_SPEED:g} to {MAX_SPEED:g} times the wall clock, "
+                                         f"not {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -339,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-dir", action="store_true", help="keep everything in memory")
     g.add_argument("--resume", action="store_true", help="go on from the flash files and NV in --dir")
     g.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
+    g.add_argument("--speed", type=_speed, default=1.0, help="run the premises (radio, bridges, flash) this many "
+                   "times faster than the wall clock, 0.1 to 100 (default 1: real time); the host's timers are "
+                   "its own")
     g.set_defaults(func=_cmd_dongle)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")

@@ -36,6 +36,9 @@ JOIN_RETRY_S = 2.0           # a bridge that is up but not joined asks again thi
 # coordinator's interview does not wait a slow poll (7.5 s on B3) per request.
 AFTER_JOIN_FAST_POLL_S = 60.0
 BROADCASTS = range(0xFFF8, 0x10000)
+# Faster than life is for quick test cycles: past a few tens the bridges' own
+# timeouts (3 s virtual per block) fall below a host's reply time.
+MIN_SPEED, MAX_SPEED = 0.1, 100.0
 
 
 class DongleError(BridgeEmuError):
@@ -168,9 +171,13 @@ class DongleRig:
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, protocol: str, link, *,
                  run_dir: pathlib.Path | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                 resume: bool = False, seed: int = 1):
+                 resume: bool = False, seed: int = 1, speed: float = 1.0):
+        """speed: virtual time runs this many times the wall clock (the radio, the
+        bridges' timers and their flash); the host's own timers stay its own."""
         if protocol not in PROTOCOLS:
             raise DongleError(f"protocol {protocol!r}: want one of {', '.join(PROTOCOLS)}")
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise DongleError(f"speed {speed!r}: want {MIN_SPEED:g} to {MAX_SPEED:g} times the wall clock")
         self.loop = loop or asyncio.get_running_loop()
         # laid out as `bridge-emu run` lays out a premises: DIR/PREMISES/BRIDGE/, the dongle's NV beside them
         self.run_dir = None if run_dir is None else run_dir / spec.name
@@ -180,7 +187,7 @@ class DongleRig:
         self.ncp = ZnpCoordinator(ieee, nv, seed=seed) if protocol == "znp" else EzspCoordinator(ieee, nv, seed=seed)
         self.run = PremisesRun(spec, images, self.run_dir, resume=resume)
         self.clock = AsyncioClock(self.loop)
-        self.pacer = RealTimePacer(self.run.net.scheduler, self.loop)
+        self.pacer = RealTimePacer(self.run.net.scheduler, self.loop, speed)
         self.coordinator = Coordinator(self.run, self.ncp, self.clock)
         self.network_driver = self.run.replace_hub(self.coordinator)
         self.port = HostPort(self.ncp, self.coordinator, self.pacer, self.network_driver)
@@ -227,7 +234,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: str | None, pty: bool,
                 run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, speed: float = 1.0) -> None:
     """Run a premises behind a virtual dongle until `stop` is set (or the task is
     cancelled). announce(line) is told where it listens, first; warn(line) any warning."""
     from bridge_emu.net.serial_link import open_pty, serve_tcp
@@ -245,7 +252,11 @@ async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: 
         where = link.url
         if host not in LOOPBACK:
             warn(f"listening on {host}, not loopback: anyone who can reach it controls the emulated devices")
-    rig = DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume)
+    try:
+        rig = DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume, speed=speed)
+    except BaseException:
+        link.close()
+        raise
     rig.start()
     announce(f"listening on {where}")
     stop = stop or asyncio.Event()

@@ -63,3 +63,10 @@ def test_a_non_loopback_address_needs_allow_remote(tmp_path, capsys):
     rc = cli.main(["dongle", "ihd", "--protocol", "znp", "--listen", "nonsense", "--no-dir"])
     err = capsys.readouterr().err
     assert rc == 2 and "want HOST:PORT" in err
+
+
+@pytest.mark.parametrize("speed", ["0", "-2", "1000", "fast", "nan"])
+def test_a_speed_out_of_range_is_refused_in_one_line(speed, capsys):
+    rc = cli.main(["dongle", "ihd", "--protocol", "znp", "--speed", speed, "--no-dir"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "0.1 to 100 times the wall clock" in err
