@@ -4,12 +4,20 @@ and every bridge joins and passes zigpy's interview (node and simple
 descriptors, Basic manufacturer and model), with the OTA cluster as an output
 cluster, which zigpy needs before it will offer an update.
 
-The premises is all mains (B1, B2, B4): the interview of the sleepy B3 through
-the dongle does not complete reliably yet (zigpy never gets its node
-descriptor in some runs), which is an open gap of issue 9."""
+Both a mains premises (B1, B2, B4) and one with the sleepy B3: zigpy's requests to
+B3 wait at its parent until B3 polls (fast for a minute after it joins, as a
+ZigBee end device does).
+
+The bridge-to-bridge links carry no residual loss here. The built-in premises
+lose 1 % of frames on them (what is left after MAC retries), and then zigpy's
+interview can stall: zigpy-znp sends ZDO requests without APS acknowledgement,
+so a lost Node_Desc_req is waited on for 28 s and not sent again; zigpy tries
+once more only when the device re-announces (seen here in about 1 run in 4 of
+both-apart-battery)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from zigpy_znp.zigbee.application import ControllerApplication
@@ -31,12 +39,18 @@ def app_config(url: str) -> dict:
             "znp_config": {"connect_rts_pin_states": [], "connect_dtr_pin_states": []}}
 
 
+def without_loss(spec):
+    return dataclasses.replace(spec, bridges=tuple(
+        dataclasses.replace(b, link={**b.link, "loss": 0.0}) if b.parent else b for b in spec.bridges))
+
+
 def as_int(ieee) -> int:
     return int.from_bytes(ieee.serialize(), "little")
 
 
-def test_zigpy_sees_every_bridge_of_a_premises_join_and_pass_the_interview(tmp_path):
-    spec = builtin_premises()["both-apart-mains"]
+@pytest.mark.parametrize("premises", ["both-apart-mains", "both-apart-battery"])
+def test_zigpy_sees_every_bridge_of_a_premises_join_and_pass_the_interview(tmp_path, premises):
+    spec = without_loss(builtin_premises()[premises])
 
     async def main():
         link = await serve_tcp("127.0.0.1", 0)
@@ -67,4 +81,6 @@ def test_zigpy_sees_every_bridge_of_a_premises_join_and_pass_the_interview(tmp_p
         bridge = want[ieee]
         assert device.model == f"ALT-HAN-{bridge.type}" and device.manufacturer == "bridge-emu"
         assert 0x0019 in device.endpoints[1].out_clusters and 0x0000 in device.endpoints[1].in_clusters
+        sleepy = bridge.type == "B3"
+        assert device.node_desc.is_end_device == sleepy and device.node_desc.is_receiver_on_when_idle != sleepy
     assert (tmp_path / spec.name / "dongle-znp.json").exists()       # the dongle's NV is kept under --dir
