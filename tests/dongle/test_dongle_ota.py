@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import zigpy.ota
 import zigpy.ota.image
-import zigpy.ota.providers
 from zigpy.zcl import foundation
 from zigpy_znp.zigbee.application import ControllerApplication
 
@@ -28,6 +26,7 @@ from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.schema import parse_premises
 from support.paths import IMAGES
+from support.zigpy_host import interviewed, zigpy_image, znp_config
 
 pytestmark = pytest.mark.native
 SPEED = 8.0
@@ -48,53 +47,24 @@ link = { latency_ms = 5, jitter_ms = 1, loss = 0.0, throughput_kbps = 250, paylo
 """
 
 
-def app_config(url: str) -> dict:
-    return {"device": {"path": url}, "database_path": None, "backup_enabled": False, "topo_scan_enabled": False,
-            "ota": {"enabled": False},
-            "znp_config": {"connect_rts_pin_states": [], "connect_dtr_pin_states": []}}
-
-
-def zigpy_image(data: bytes) -> zigpy.ota.OtaImageWithMetadata:
-    """A GBCS OTA file as zigpy serves it. Its body has no ZigBee sub-element framing
-    (GBCS puts the Manufacturer Image and its signature trailer straight after the
-    header), which zigpy's parse_ota_image refuses ("Data is too short"), so it goes
-    in zigpy's own header-plus-raw-body container, as a host would serve it."""
-    with pytest.raises(ValueError):
-        zigpy.ota.image.parse_ota_image(data)       # the finding, kept visible
-    h, body = zigpy.ota.image.OTAImageHeader.deserialize(data)
-    firmware = zigpy.ota.image.HueSBLOTAImage(header=h, data=body)
-    assert firmware.serialize() == data
-    return zigpy.ota.OtaImageWithMetadata(
-        metadata=zigpy.ota.providers.BaseOtaImageMetadata(
-            file_version=h.file_version, manufacturer_id=h.manufacturer_id, image_type=h.image_type),
-        firmware=firmware)
-
-
-async def _joined_device(app, spec, name):
-    want = eui64(spec.name, name)
-    for _ in range(1500):
-        for d in app.devices.values():
-            if int.from_bytes(d.ieee.serialize(), "little") == want and d.is_initialized and d.model:
-                return d
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{name} never passed zigpy's interview")
-
-
 def run_update(tmp_path, offer: str):
     spec = parse_premises(B4_BEHIND_B1, "ota-b4")
     images = ImageSet(IMAGES)
     data = images.file("B4", offer).read_bytes()
+    with pytest.raises(ValueError):
+        zigpy.ota.image.parse_ota_image(data)        # zigpy's parser refuses a GBCS body (support.zigpy_host)
     progress: list[int] = []
 
     async def main():
         link = await serve_tcp("127.0.0.1", 0)
         rig = DongleRig(spec, images, "znp", link, run_dir=tmp_path, speed=SPEED)
         rig.start()
-        app = ControllerApplication(app_config(link.url))
+        app = ControllerApplication(znp_config(link.url))
         try:
             await asyncio.wait_for(app.startup(auto_form=True), 30)
             await app.permit(60)
-            device = await _joined_device(app, spec, "b4")
+            ieee = eui64(spec.name, "b4")
+            device = (await interviewed(app, [ieee]))[ieee]
             status = await asyncio.wait_for(
                 device.update_firmware(zigpy_image(data), lambda cur, total, pct: progress.append(cur)), 240)
             ota = device.endpoints[1].out_clusters[0x0019]

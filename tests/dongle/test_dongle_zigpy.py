@@ -17,7 +17,6 @@ both-apart-battery)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 from zigpy_znp.zigbee.application import ControllerApplication
@@ -28,24 +27,9 @@ from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.schema import builtin_premises
 from support.paths import IMAGES
+from support.zigpy_host import interviewed, without_loss, znp_config
 
 pytestmark = pytest.mark.native
-
-
-def app_config(url: str) -> dict:
-    # sockets have no DTR/RTS pins: no toggling, just ping
-    return {"device": {"path": url}, "database_path": None, "backup_enabled": False, "topo_scan_enabled": False,
-            "ota": {"enabled": False},
-            "znp_config": {"connect_rts_pin_states": [], "connect_dtr_pin_states": []}}
-
-
-def without_loss(spec):
-    return dataclasses.replace(spec, bridges=tuple(
-        dataclasses.replace(b, link={**b.link, "loss": 0.0}) if b.parent else b for b in spec.bridges))
-
-
-def as_int(ieee) -> int:
-    return int.from_bytes(ieee.serialize(), "little")
 
 
 @pytest.mark.parametrize("premises", ["both-apart-mains", "both-apart-battery"])
@@ -56,19 +40,12 @@ def test_zigpy_sees_every_bridge_of_a_premises_join_and_pass_the_interview(tmp_p
         link = await serve_tcp("127.0.0.1", 0)
         rig = DongleRig(spec, ImageSet(IMAGES), "znp", link, run_dir=tmp_path)
         rig.start()
-        app = ControllerApplication(app_config(link.url))
+        app = ControllerApplication(znp_config(link.url))
         try:
             await asyncio.wait_for(app.startup(auto_form=True), 30)
             await app.permit(120)
             want = {eui64(spec.name, b.name): b for b in spec.bridges}
-            done = {}
-            for _ in range(1500):
-                done = {as_int(d.ieee): d for d in app.devices.values()
-                        if as_int(d.ieee) in want and d.is_initialized and d.model is not None}
-                if len(done) == len(want):
-                    break
-                await asyncio.sleep(0.02)
-            return want, done, rig.pacer.errors
+            return want, await interviewed(app, want), rig.pacer.errors
         finally:
             await app.shutdown()
             rig.stop()
