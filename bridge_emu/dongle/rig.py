@@ -89,29 +89,9 @@ class Coordinator:
             me = s.driver.machine.identity        # the bridge's ZigbeeNode knows who it is
             if self.ncp.device_joined(s.address, me.ieee, parent, self.clock.now(), mac_capabilities=me.mac_capability):
                 self.joined.add(s.address)
-                if s.bridge.profile.sleepy:
-                    self._fast_poll_after_join(s, now)
+                s.bridge.poll_fast_for(now, AFTER_JOIN_FAST_POLL_S)
+                s.driver.poke()                           # its timers changed from outside its driver
         self._flush_host()
-
-    def _fast_poll_after_join(self, s, now: float) -> None:
-        """Poll fast while the bridge itself wants to (a download) or for a while after joining."""
-        prof, transport, bridge = s.bridge.profile, s.transport, s.bridge
-        state = {"joining": True, "busy": bool(bridge.client and bridge.client.expecting)}
-
-        def apply():
-            fast = state["joining"] or state["busy"]
-            transport.poll_interval_s = prof.fast_poll_s if fast else prof.poll_interval_s
-
-        def busy(fast: bool):
-            state["busy"] = fast
-            apply()
-
-        def joined_long_ago():
-            state["joining"] = False
-            apply()
-        bridge.on_fast_poll = busy
-        apply()
-        self.run.clock.call_at(now + AFTER_JOIN_FAST_POLL_S, joined_long_ago)
 
     # -- host side
 
@@ -268,5 +248,7 @@ async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: 
                 rig.save_nv()              # a kill loses at most five seconds of the dongle's NV
             if rig.pacer.errors:
                 raise DongleError(f"the premises stopped: {rig.pacer.errors[0]!r}")
+            if rig.stream.errors:
+                raise DongleError(f"the virtual {protocol} dongle failed: {rig.stream.errors[0]!r}")
     finally:
         rig.stop()

@@ -108,6 +108,7 @@ class Bridge:
         self.on_network_change = None      # fn(bool): the runner takes the node off the air
         self.on_fast_poll = None           # fn(bool): a sleepy bridge polls fast while replies are due
         self._fast = False                 # what on_fast_poll was last told
+        self._fast_until = 0.0             # ... and until this time after it joins a network (poll_fast_for)
         self.manifest: FirmwareManifest | None = None
         self.client: ota.OtaClient | None = None
         self.phase = Phase.OFF
@@ -125,6 +126,7 @@ class Bridge:
             Timer.ACTIVATE: self._future_activation_due,
             Timer.REBOOT_FOR_ACTIVATION: self._reboot_to_activate,
             Timer.ALERT_RETRY: self._alert_retry,
+            Timer.FAST_POLL_END: lambda now: None,     # only wakes _guard, which works out the poll rate
         }
         self._on_client_event = {
             ota.QueryAnswered: self._query_answered,
@@ -181,6 +183,14 @@ class Bridge:
         """Power lost between flash operations (a cut inside one comes as PowerCut)."""
         self._down(now, why)
 
+    def poll_fast_for(self, now: float, seconds: float) -> None:
+        """A sleepy bridge just let into a network polls fast for a while, as ZigBee end
+        devices do, so the coordinator's interview does not wait a slow poll per request."""
+        if self.profile.sleepy and self.phase is _RUNNING:
+            self._fast_until = max(self._fast_until, now + seconds)
+            self._timers[Timer.FAST_POLL_END] = self._fast_until
+            self._guard(now, lambda: None)
+
     def cut_power_at_op(self, n: int, tear: str = "none", seed: int = 0) -> None:
         """Arm a cut at the n-th flash operation from now (it surfaces as PowerCut)."""
         self.device.flash.arm_cut(n, tear, seed)
@@ -194,7 +204,7 @@ class Bridge:
             fn(*args)
             if self.phase is _RUNNING:
                 self._client_events(now)
-            fast = self.client is not None and self.client.expecting
+            fast = self.client is not None and (self.client.expecting or now < self._fast_until)
             if fast != self._fast and self.on_fast_poll is not None:
                 self._fast = fast
                 self.on_fast_poll(fast)
@@ -237,6 +247,7 @@ class Bridge:
         self.confirmed = res.confirmed
         self._cs06_answered = {}
         self._gbcs_in = gbcs.Reassembly()
+        self._fast_until = 0.0
         image = self.device.running_image()
         self._running_hash = hashlib.sha256(image).digest()
         before = self.manifest.version if self.manifest else None

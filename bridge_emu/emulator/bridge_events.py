@@ -26,6 +26,7 @@ class Timer(enum.StrEnum):
     ACTIVATE = "activate"                            # a future-dated CS06 comes due
     REBOOT_FOR_ACTIVATION = "reboot_for_activation"  # after a CS06 SUCCESS response has left
     ALERT_RETRY = "alert_retry"                      # an alert the hub has not acknowledged is due again
+    FAST_POLL_END = "fast_poll_end"                  # the fast polling after a join is over
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def test_the_dongle_command_serves_zigpy_and_stops_on_sigterm(tmp_path):
     out = tmp_path / "rig"
-    proc = subprocess.Popen([sys.executable, "-m", "bridge_emu.cli", "dongle", "ihd", "--protocol", "znp",
+    proc = subprocess.Popen([sys.executable, "-m", "bridge_emu", "dongle", "ihd", "--protocol", "znp",
                              "--dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
