@@ -56,12 +56,19 @@ class Link(Protocol):
 
 class StreamDriver:
     """Runs a ByteMachine on a Link and a Clock: after every input it writes what
-    the machine has to send and keeps one clock call at its next deadline."""
+    the machine has to send and keeps one clock call at its next deadline.
+
+    An exception from the machine (a bug it has for some input) does not travel
+    into the link's reader or the loop's timer, where it would end the host's
+    connection or silently stop the machine's clock: it is kept in `errors`, the
+    input that caused it is dropped, and the driver carries on (the owner reports
+    `errors`; a dongle with a bug is still a dongle)."""
 
     def __init__(self, machine: ByteMachine, link: Link, clock: Clock):
         self.machine, self.link, self.clock = machine, link, clock
         self._handle: Any = None
         self._armed_at: float | None = None
+        self.errors: list[BaseException] = []
         link.on_bytes = self._on_bytes
         link.on_state = self._on_state
 
@@ -76,25 +83,34 @@ class StreamDriver:
         """Call after changing the machine from outside."""
         self._pump()
 
-    def _on_bytes(self, data: bytes) -> None:
-        self.machine.receive_bytes(data, self.clock.now())
+    def _guarded(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as e:   # kept for the owner, see the class docstring
+            self.errors.append(e)
         self._pump()
+
+    def _on_bytes(self, data: bytes) -> None:
+        self._guarded(lambda: self.machine.receive_bytes(data, self.clock.now()))
 
     def _on_state(self, up: bool) -> None:
         now = self.clock.now()
-        self.machine.connection_made(now) if up else self.machine.connection_lost(now)
-        self._pump()
+        self._guarded(lambda: self.machine.connection_made(now) if up else self.machine.connection_lost(now))
 
     def _on_timer(self) -> None:
         self._handle, self._armed_at = None, None
-        self.machine.timer(self.clock.now())
-        self._pump()
+        self._guarded(lambda: self.machine.timer(self.clock.now()))
 
     def _pump(self) -> None:
-        out = self.machine.pop_bytes()
+        try:
+            out = self.machine.pop_bytes()
+            deadline = self.machine.next_deadline()
+        except Exception as e:
+            self.errors.append(e)
+            return
         if out:
             self.link.write(out)
-        self._arm(self.machine.next_deadline())
+        self._arm(deadline)
 
     def _arm(self, deadline: float | None) -> None:
         if deadline == self._armed_at:
@@ -121,7 +137,13 @@ class _LinkBase:
 
 
 class TcpServerLink(_LinkBase):
-    """The device end of socket://: one host connection at a time."""
+    """The device end of socket://: one host connection at a time. A new
+    connection replaces the current one, which is closed; nothing more that the
+    old host sent reaches the machine (not even bytes already read). Writes
+    that a host does not read pile up to WRITE_BUFFER_MAX bytes; beyond that
+    they are dropped (`overruns` counts them), as a UART nobody reads loses bytes."""
+
+    WRITE_BUFFER_MAX = 1 << 20
 
     def __init__(self):
         super().__init__()
@@ -129,22 +151,38 @@ class TcpServerLink(_LinkBase):
         self.address: tuple[str, int] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.connections = 0
+        self.overruns = 0
+        self._closed = False
 
     @property
     def url(self) -> str:
         host, port = self.address
         return f"socket://{host}:{port}" if ":" not in host else f"socket://[{host}]:{port}"
 
+    @property
+    def connected(self) -> bool:
+        """A host is connected now."""
+        return self._writer is not None
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._writer is not None:          # a new host replaces the old one
-            self._writer.close()
-        self._writer = writer
+        if self._closed:
+            writer.close()                    # the link was closed meanwhile: no new host
+            return
+        old, self._writer = self._writer, writer
+        if old is not None:                   # a new host replaces the old one
+            old.close()
         self.connections += 1
         self._state(True)
         try:
             while data := await reader.read(4096):
+                if self._writer is not writer:
+                    break                     # replaced: what the old host still sends is not the new host's
                 self._deliver(data)
         except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            # the loop is ending with a host still connected (SIGTERM): end quietly, since asyncio.streams
+            # would otherwise print the cancellation as a traceback; nothing awaits this task
             pass
         finally:
             if self._writer is writer:
@@ -153,15 +191,21 @@ class TcpServerLink(_LinkBase):
             writer.close()
 
     def write(self, data: bytes) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(data)
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return
+        if writer.transport.get_write_buffer_size() + len(data) > self.WRITE_BUFFER_MAX:
+            self.overruns += len(data)
+            return
+        writer.write(data)
 
     def close(self) -> None:
+        self._closed = True
+        if self.server is not None:
+            self.server.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self.server is not None:
-            self.server.close()
 
 
 async def serve_tcp(host: str = "127.0.0.1", port: int = 0) -> TcpServerLink:
