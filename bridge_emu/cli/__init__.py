@@ -10,6 +10,7 @@ import importlib.metadata
 import json
 import math
 import pathlib
+import re
 import sys
 
 from bridge_emu.codec.firmware import BEHAVIOUR_BITS
@@ -131,6 +132,38 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
     for role, files in generate(args.out, args.prefix, force=args.force).items():
         print(f"{role}: {files.private}  {files.public}" + (f"  {files.certificate}" if files.certificate else ""))
+    return 0
+
+
+def _cmd_keys_export(args: argparse.Namespace) -> int:
+    from bridge_emu.keys import load_public_key
+    from bridge_emu.tools import keyexport
+
+    if (args.key is None) == (args.key_option is None):
+        raise BridgeEmuError(f"keys {args.keys_command}: name the key once, as KEY or -k KEY")
+    if not re.fullmatch(r"[A-Za-z0-9_]*", args.name_suffix):
+        raise BridgeEmuError(f"--name-suffix {args.name_suffix!r}: letters, digits and _ only (it ends a C name)")
+    key = load_public_key(args.key or args.key_option)
+    export = keyexport.public_key if args.keys_command == "getpub" else keyexport.public_key_hash
+    data = export(key, args.encoding, args.name_suffix)
+    if args.output is None:
+        if args.encoding == "raw":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(data.decode())
+        return 0
+    out = pathlib.Path(args.output)
+    if out.is_dir():
+        raise BridgeEmuError(f"{out}: a folder; -o names the file to write")
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise BridgeEmuError(f"{out}: cannot write ({e.strerror or e})") from None
     return 0
 
 
@@ -368,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--prefix", default="TEST-ONLY", help="file name prefix (default: TEST-ONLY)")
     kg.add_argument("--force", action="store_true", help="overwrite existing key files")
     kg.set_defaults(func=_cmd_keys_generate)
+    from bridge_emu.tools.keyexport import HASH_ENCODINGS, PUB_ENCODINGS
+    for name, encodings, text in (
+            ("getpub", PUB_ENCODINGS, "the public key of a key file, as imgtool getpub writes it (C array by default)"),
+            ("hash", HASH_ENCODINGS, "SHA-256 of the public key (the KEYHASH TLV), as imgtool getpubhash writes it")):
+        kx = k.add_parser(name, help=text)
+        kx.add_argument("key", nargs="?", help="PEM private key, public key or certificate (P-256)")
+        kx.add_argument("-k", "--key", dest="key_option", metavar="KEY", help="the same, imgtool's way")
+        kx.add_argument("-e", "--encoding", choices=encodings, default="lang-c")
+        kx.add_argument("-o", "--output", help="write this file instead of standard output")
+        kx.add_argument("--name-suffix", default="", help="append to the C/Rust symbol names (e.g. _2)")
+        kx.set_defaults(func=_cmd_keys_export)
 
     im = sub.add_parser("image", help="firmware files").add_subparsers(dest="image_command", required=True)
     b = im.add_parser("build", help="build a signed GBCS OTA file for a bridge type")
