@@ -157,13 +157,7 @@ def _cmd_keys_export(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.output)
     if out.is_dir():
         raise BridgeEmuError(f"{out}: a folder; -o names the file to write")
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise BridgeEmuError(f"{out}: cannot write ({e.strerror or e})") from None
+    _write_atomically(out, data)
     return 0
 
 
@@ -310,6 +304,35 @@ def _cmd_image_info(args: argparse.Namespace) -> int:
     return 2 if complaints else 0
 
 
+def _cmd_image_extract(args: argparse.Namespace) -> int:
+    from bridge_emu.tools.imagetool import MAX_FILE_SIZE, extract, read_file
+
+    out = pathlib.Path(args.output)
+    if out.is_dir():
+        raise BridgeEmuError(f"{out}: a folder; -o names the file to write")
+    if args.file != "-" and out.exists() and out.resolve() == pathlib.Path(args.file).resolve():
+        raise BridgeEmuError(f"{out}: is the input file; write the part somewhere else")
+    data = read_file(args.file, MAX_FILE_SIZE)
+    try:
+        part = extract(data, args.part)
+    except BridgeEmuError as e:
+        raise BridgeEmuError(f"{args.file}: {e}") from None
+    _write_atomically(out, part)
+    print(f"{out}: {args.part}, {len(part)} bytes")
+    return 0
+
+
+def _write_atomically(out: pathlib.Path, data: bytes) -> None:
+    """Write a file whole or not at all: a half-written part never stands in its place."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise BridgeEmuError(f"{out}: cannot write ({e.strerror or e})") from None
+
+
 def _cmd_image_verify(args: argparse.Namespace) -> int:
     from bridge_emu.codec.ota_file import OtaFileError
     from bridge_emu.tools.imagetool import MAX_FILE_SIZE, read_file, verify
@@ -441,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--max-size", type=_positive_int, default=None,
                    help="read at most this many bytes of a file (default 64 MiB); longer ones are skipped")
     i.set_defaults(func=_cmd_image_info)
+
+    x = im.add_parser("extract", help="write one part of a firmware file: the bootable MCUboot image, the "
+                      "manufacturer image, or the OTA file without a vendor wrapper")
+    x.add_argument("file", help="an OTA file or a bare MCUboot image; - reads it from stdin")
+    x.add_argument("-o", "--output", required=True, help="the file to write")
+    from bridge_emu.tools.imagetool import PARTS
+    x.add_argument("--part", choices=PARTS, default="bootable",
+                   help="bootable (default): the MCUboot image; manufacturer-image: the GBCS Manufacturer Image "
+                   "or the Upgrade Image sub-element; ota: the OTA file, wrapper and trailing bytes dropped")
+    x.set_defaults(func=_cmd_image_extract)
 
     v = im.add_parser("verify", help="verify as a bridge does: exit 0 valid, 1 invalid, 2 unreadable")
     v.add_argument("file", help="an OTA file; - reads it from stdin")

@@ -52,6 +52,9 @@ def print_info(r: dict) -> None:
     if "error" in r:
         con.print(f"[red]unreadable[/]: {r['error']}")
         return
+    if r.get("format") == "mcuboot":
+        _print_mcuboot(con, r)
+        return
     h = r["header"]
     t = Table("field", "value", show_header=False, box=None)
     for k, v in h.items():
@@ -88,6 +91,27 @@ def print_info(r: dict) -> None:
         con.print(f"[yellow]anomaly[/] {a['kind']} at offset {a['offset']}: {a['message']}")
 
 
+
+
+def _print_mcuboot(con: Console, r: dict) -> None:
+    """A bare MCUboot image (imgtool sign's output)."""
+    i = r["image"]
+    con.print(f"MCUboot image {r['size']} bytes, sha256 {r['sha256']}")
+    con.print(f"version {i['version']}, header {i['header_size']} bytes, payload {i['payload_size']} bytes, "
+              f"security counter {i['security_counter']}, image hash "
+              + ("[green]matches[/]" if i["hash_ok"] else "[red]does not match[/]"))
+    t = Table("TLV type", "length", "area", box=None)
+    for tlv in i["tlvs"]:
+        t.add_row(f"0x{tlv['type']:02X}", str(tlv["length"]), "protected" if tlv["protected"] else "")
+    con.print(t)
+    fw = i.get("firmware", {})
+    if "bridge_type" in fw:
+        flags = [k for k in BEHAVIOUR_BITS if fw.get(k)]
+        con.print(f"firmware {fw['bridge_type']} {fw['version']} {' '.join(flags)}")
+    if i["trailing_bytes"]:
+        con.print(f"[yellow]{i['trailing_bytes']} bytes after the TLV area[/]")
+    for name, ok in r["signatures"].items():
+        con.print(f"{name} signature: " + ("[green]verifies[/]" if ok else "[red]does not verify[/]"))
 
 
 def console() -> Console:

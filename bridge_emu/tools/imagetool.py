@@ -139,13 +139,27 @@ def _spans(layout) -> dict:
     return out
 
 
+def is_mcuboot(data: bytes) -> bool:
+    """A bare MCUboot image (imgtool's output), not an OTA file: it starts with the image magic."""
+    return len(data) >= 4 and int.from_bytes(data[:4], "little") == mcuboot.IMAGE_MAGIC
+
+
 def inspect(data: bytes, *, supplier_key=None, manufacturer_key=None) -> dict:
-    """Everything about a file, as JSON-ready data. Raises OtaFileError only
-    when nothing sensible can be read."""
+    """Everything about a file (an OTA file, or a bare MCUboot image), as JSON-ready
+    data. Raises OtaFileError (ImageFormatError for an MCUboot image) only when
+    nothing sensible can be read."""
+    if is_mcuboot(data):
+        inner = _inner(data, strict=True)
+        out = {"format": "mcuboot", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+               "image": inner, "signatures": {}}
+        if manufacturer_key is not None:
+            out["signatures"]["manufacturer"] = _image_signature_ok(data, manufacturer_key)
+        return out
     insp = ota.read_tolerant(data)
     f = insp.file
     h = f.header
     out: dict = {
+        "format": "zigbee-ota",
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "header": {
@@ -203,16 +217,20 @@ def _integrity(file_bytes: bytes, header) -> dict:
             "code": r.integrity_code.hex()}
 
 
-def _inner(image: bytes) -> dict:
+def _inner(image: bytes, strict: bool = False) -> dict:
     try:
         p = mcuboot.parse_image(image)
     except ImageFormatError as e:
+        if strict:
+            raise
         return {"format": "unknown", "error": str(e)}
     out = {
         "format": "mcuboot", "version": str(p.version), "header_size": p.hdr_size,
         "payload_size": p.img_size, "security_counter": p.security_counter,
         "sha256": p.sha256.hex() if p.sha256 else None,
         "tlvs": [{"type": t.type, "length": len(t.data), "protected": t.protected} for t in p.tlvs],
+        "total_size": p.total_size, "trailing_bytes": len(image) - p.total_size,
+        "hash_ok": p.sha256 == p.digest(),
     }
     try:
         m = firmware.manifest_from_image(image)
@@ -242,6 +260,46 @@ def _image_signature_ok(image: bytes, key) -> bool:
     except ImageError:
         return False
     return True
+
+
+# ------------------------------------------------------------------- extract
+
+PARTS = ("bootable", "manufacturer-image", "ota")
+
+
+def extract(data: bytes, part: str = "bootable") -> bytes:
+    """One part of a firmware file:
+    ota: the OTA file itself, a vendor wrapper before its magic and bytes after it dropped;
+    manufacturer-image: its GBCS Manufacturer Image, or a plain ZigBee file's Upgrade Image
+    sub-element (tag 0x0000);
+    bootable: the MCUboot image inside (the Manufacturer Image, checked; a bare MCUboot
+    image gives itself, trimmed to its TLV area)."""
+    if part not in PARTS:
+        raise BridgeEmuError(f"part {part!r}: want one of {', '.join(PARTS)}")
+    if is_mcuboot(data):
+        if part != "bootable":
+            raise BridgeEmuError(f"a bare MCUboot image has no {part}; only the bootable image")
+        return data[:mcuboot.parse_image(data).total_size]
+    insp = ota.read_tolerant(data)
+    file_bytes = data[insp.start:len(data) - len(insp.trailing)]
+    if part == "ota":
+        return file_bytes
+    body = insp.file.body
+    if isinstance(body, ota.GbcsBody):
+        image = body.manufacturer_image
+    else:
+        found = body.find(ota.TAG_UPGRADE_IMAGE)
+        if len(found) != 1:
+            raise BridgeEmuError(f"the file has {len(found)} Upgrade Image sub-elements (tag 0x0000), "
+                                 "not one: nothing unambiguous to extract")
+        image = found[0].data
+    if part == "manufacturer-image":
+        return bytes(image)
+    try:
+        return bytes(image[:mcuboot.parse_image(image).total_size])
+    except ImageFormatError as e:
+        raise BridgeEmuError(f"the manufacturer image is not an MCUboot image ({e}); "
+                             "--part manufacturer-image gives it as it is") from None
 
 
 # ------------------------------------------------------------------- verify
