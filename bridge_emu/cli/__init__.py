@@ -277,6 +277,43 @@ def _cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_image_sign(args: argparse.Namespace) -> int:
+    from bridge_emu.tools.imagetool import MAX_FILE_SIZE, SignSpec, read_file, sign_firmware
+
+    if (args.hw_min is None) != (args.hw_max is None):
+        raise BridgeEmuError("--hw-min and --hw-max go together")
+    ota_options = [o for o in ("supplier_key", "manufacturer", "image_type", "hw_min", "header_string")
+                   if getattr(args, o) is not None]
+    if ota_options and not args.ota:
+        raise BridgeEmuError(f"--{ota_options[0].replace('_', '-')} is for the OTA file: add --ota")
+    if args.ota and not args.supplier_key:
+        raise BridgeEmuError("--ota needs --supplier-key (the key that signs the GBCS Upgrade Image)")
+    spec = SignSpec(args.version, args.security_counter, args.header_size, args.pad_header, args.slot_size,
+                    args.pad_sig, args.ota, args.manufacturer, args.image_type,
+                    (0x0000, 0xFFFF) if args.hw_min is None else (args.hw_min, args.hw_max),
+                    args.header_string or "")
+    out = pathlib.Path(args.output)
+    if out.is_dir():
+        raise BridgeEmuError(f"{out}: a folder; -o names the file to write")
+    if args.file != "-" and out.exists() and out.resolve() == pathlib.Path(args.file).resolve():
+        raise BridgeEmuError(f"{out}: is the input file; write the signed image somewhere else")
+    binary = read_file(args.file, MAX_FILE_SIZE)
+    name, data = sign_firmware(binary, spec, _key(args, "key", private=True),
+                               _key(args, "supplier_key", private=True))
+    _write_atomically(out, data)
+    print(f"{out}: {'OTA file' if args.ota else 'MCUboot image'}, {len(data)} bytes"
+          + (f" (GBCS name {name})" if name else ""))
+    return 0
+
+
+def _image_version(text: str) -> str:
+    from bridge_emu.codec.mcuboot import ImageVersion
+    try:
+        return str(ImageVersion.parse(text))
+    except (ValueError, BridgeEmuError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: want major.minor.revision[+build] ({e})") from None
+
+
 def _cmd_image_info(args: argparse.Namespace) -> int:
     from bridge_emu.cli.present import print_info
     from bridge_emu.tools.imagetool import MAX_FILE_SIZE, image_files, inspect, read_file
@@ -464,6 +501,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--max-size", type=_positive_int, default=None,
                    help="read at most this many bytes of a file (default 64 MiB); longer ones are skipped")
     i.set_defaults(func=_cmd_image_info)
+
+    sg = im.add_parser("sign", help="sign a raw firmware binary as an MCUboot image (as imgtool sign does), "
+                       "and with --ota wrap it in a GBCS OTA file signed by the supplier")
+    sg.add_argument("file", help="the firmware binary; - reads it from stdin")
+    sg.add_argument("-o", "--output", required=True, help="the file to write")
+    sg.add_argument("-k", "--key", required=True, help="the manufacturer's PEM private key (P-256) signing the image")
+    sg.add_argument("-v", "--version", type=_image_version, required=True, help="major.minor.revision[+build]")
+    sg.add_argument("-s", "--security-counter", type=_int, help="the SEC_CNT TLV (anti-rollback; none if not given)")
+    sg.add_argument("-H", "--header-size", type=_int, default=0x200, help="MCUboot header size (default 0x200)")
+    sg.add_argument("--pad-header", action="store_true", help="add the header's room in front of the binary "
+                    "(without it the binary must start with header-size zero bytes, as imgtool wants)")
+    sg.add_argument("-S", "--slot-size", type=_int, help="refuse an image larger than this slot")
+    sg.add_argument("--pad-sig", action="store_true", help="pad the signature to 72 bytes (fixed image size)")
+    sg.add_argument("--ota", action="store_true", help="write a GBCS OTA file of the image instead")
+    sg.add_argument("--supplier-key", help="with --ota: the supplier's PEM private key signing the Upgrade Image")
+    sg.add_argument("--manufacturer", type=_int, help="with --ota: the manufacturer code")
+    sg.add_argument("--image-type", type=_int, help="with --ota: the image type")
+    sg.add_argument("--hw-min", type=_int, help="with --ota: minimum hardware version (default 0x0000)")
+    sg.add_argument("--hw-max", type=_int, help="with --ota: maximum hardware version (default 0xFFFF)")
+    sg.add_argument("--header-string", help="with --ota: the OTA header string (32 bytes at most)")
+    sg.set_defaults(func=_cmd_image_sign)
 
     x = im.add_parser("extract", help="write one part of a firmware file: the bootable MCUboot image, the "
                       "manufacturer image, or the OTA file without a vendor wrapper")

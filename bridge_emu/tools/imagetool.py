@@ -68,6 +68,57 @@ def build(spec: BuildSpec, manufacturer_key, supplier_key) -> tuple[str, bytes]:
     return ota.gbcs_file_name(f), data
 
 
+@dataclass(frozen=True)
+class SignSpec:
+    """What `bridge-emu image sign` makes of a user's raw firmware binary: an
+    MCUboot image as `imgtool sign` makes it, and optionally a GBCS OTA file of it."""
+
+    version: str
+    security_counter: int | None = None
+    header_size: int = mcuboot.DEFAULT_HEADER_SIZE
+    pad_header: bool = False          # False: the binary starts with header_size zero bytes (imgtool's rule)
+    slot_size: int | None = None
+    pad_sig: bool = False
+    # the GBCS OTA file (ota=True)
+    ota: bool = False
+    manufacturer: int | None = None
+    image_type: int | None = None
+    hw_range: tuple[int, int] = (0x0000, 0xFFFF)
+    header_string: str = ""
+
+
+def sign_firmware(binary: bytes, spec: SignSpec, manufacturer_key, supplier_key=None) -> tuple[str | None, bytes]:
+    """(the GBCS file name or None, the bytes): the signed MCUboot image, or with
+    spec.ota the GBCS OTA file around it, signed by the supplier key."""
+    if spec.pad_header:
+        payload = binary
+    else:
+        head = binary[:spec.header_size]
+        if len(head) < spec.header_size or any(head):
+            raise BridgeEmuError(f"the binary does not start with {spec.header_size:#x} zero bytes for the "
+                                 "MCUboot header; --pad-header adds them (as imgtool's does)")
+        payload = binary[spec.header_size:]
+    if not payload:
+        raise BridgeEmuError("the binary has no firmware after the header")
+    try:
+        image = signing.sign_image(payload, manufacturer_key, version=spec.version, header_size=spec.header_size,
+                                   security_counter=spec.security_counter, slot_size=spec.slot_size,
+                                   header_pad=0xFF if spec.pad_header else 0x00, pad_sig=spec.pad_sig)
+    except (ImageFormatError, ValueError) as e:
+        raise BridgeEmuError(f"cannot sign it: {e}") from None
+    if not spec.ota:
+        return None, image
+    if spec.manufacturer is None or spec.image_type is None:
+        raise BridgeEmuError("an OTA file needs --manufacturer and --image-type")
+    lo, hi = spec.hw_range
+    if lo > hi:
+        raise BridgeEmuError(f"--hw-min 0x{lo:04X} is above --hw-max 0x{hi:04X}")
+    f = signing.build_gbcs_file(image, supplier_key, manufacturer=spec.manufacturer, image_type=spec.image_type,
+                                file_version=firmware.file_version(spec.version), min_hardware_version=lo,
+                                max_hardware_version=hi, header_string=spec.header_string)
+    return ota.gbcs_file_name(f), f.build()
+
+
 def _fits(prof, data: bytes, image_offset: int) -> None:
     """The file fits the bridge type's download slot, as its boot core decides
     (a factory-fresh device of the type is asked to begin the download)."""
