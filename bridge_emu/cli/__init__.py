@@ -99,6 +99,7 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
                     resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
+                    **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
                     announce=lambda line: print(line, flush=True),
                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
                     stop=stop)
@@ -447,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speed", type=_speed, default=1.0, help="run the premises (radio, bridges, flash) this many "
                    "times faster than the wall clock, 0.1 to 100 (default 1: real time); the host's timers are "
                    "its own")
+    g.add_argument("--ezsp-version", type=_int, help="with --protocol ezsp: the EZSP protocol version the NCP "
+                   "speaks, 8 to 19 (default 13, EmberZNet 7.4); the host negotiates it at connect")
     g.set_defaults(func=_cmd_dongle)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")

@@ -29,9 +29,11 @@ Versions: the command table covers EZSP 8-14 and 16-19 (there is no v15);
 v4-v7 get the header codec and `version` only. Layout changes tracked (from the
 EmberZNet/SiSDK releases, cross-checked with bellows in the tests):
   v8   networkInit gains its bitmask; extended header.
-  v9   getTokenData.  v10 EmberChildData gains timeout_remaining.
-  v12  exportKey (context with u8 derived type), exportLinkKeyByIndex.
-  v13  exportKey context derived type u16, getNetworkKeyInfo; getKey removed.
+  v9   getTokenData, setChildData.  v10 EmberChildData gains timeout_remaining.
+  v12  exportKey (context with u8 derived type), exportLinkKeyByIndex,
+       importLinkKey, importTransientKey.
+  v13  exportKey context derived type u16, getNetworkKeyInfo; getKey,
+       getKeyTableEntry, addOrUpdateKeyTableEntry and addTransientLinkKey removed.
   v14  EmberStatus/EzspStatus become sl_status_t u32 and status moves first in
        several responses; message tags u16; sendBroadcast gains alias and NWK
        sequence; incomingMessageHandler gains the sender EUI64 and a timestamp and
@@ -47,11 +49,15 @@ trustCenterJoinHandler, setInitialSecurityState, getCurrentSecurityState,
 addEndpoint, sendUnicast, sendBroadcast, messageSentHandler, incomingMessageHandler,
 setConcentrator, setSourceRouteDiscoveryMode, setManufacturerCode, getMfgToken,
 getTokenData (v9+), getKey (v8-v12), exportKey (v12+), getNetworkKeyInfo (v13+),
-exportLinkKeyByIndex (v12+), getChildData, lookupEui64ByNodeId, getAddressTableInfo
+exportLinkKeyByIndex (v12+), importLinkKey (v12+), getKeyTableEntry and
+addOrUpdateKeyTableEntry (v8-v12), findKeyTableEntry,
+eraseKeyTableEntry, importTransientKey (v12+), addTransientLinkKey (v8-v12),
+clearTransientLinkKeys, startScan, stopScan, energyScanResultHandler,
+scanCompleteHandler, getChildData, setChildData (v9+), lookupEui64ByNodeId, getAddressTableInfo
 (v14+), customFrame (bellows' XNCP probe at connect), readCounters (watchdog).
-Not covered: multicast, source routes, key tables before v12 (getKeyTableEntry),
-address table commands before v14, Green Power, ZLL, mfglib, scans and beacons,
-tokens other than getTokenData/getMfgToken, bootloader, radio tuning (v18 DHC).
+Not covered: multicast, source routes, setKeyTableEntry, address table commands
+before v14, Green Power, ZLL, mfglib, beacons (networkFoundHandler), tokens other
+than getTokenData/getMfgToken, bootloader, radio tuning (v18 DHC).
 
 API: EzspFrame.encode(version)/EzspFrame.decode(data, version) for the header;
 encode_request(name, version, sequence, **fields) and encode_response(...) for a
@@ -400,6 +406,11 @@ _define("setManufacturerCode", 0x0015, {8: (Struct("code" / u16), EMPTY),
 _define("networkInit", 0x0017, _status_widened(Struct("bitmask" / u16), _status_only))
 _define("networkState", 0x0018, {8: (EMPTY, Struct("status" / u8))})   # EmberNetworkStatus, never widened
 _define("stackStatusHandler", 0x0019, _status_widened(EMPTY, _status_only), callback=True)
+_define("startScan", 0x001A, _status_widened(
+    Struct("scan_type" / u8, "channel_mask" / u32, "duration" / u8), _status_only))   # EzspNetworkScanType
+_define("scanCompleteHandler", 0x001C, _status_widened(EMPTY, lambda st: Struct("channel" / u8, "status" / st)),
+        callback=True)
+_define("stopScan", 0x001D, _status_widened(EMPTY, _status_only))
 _define("formNetwork", 0x001E, _status_widened(Struct("parameters" / NETWORK_PARAMETERS), _status_only))
 _define("joinNetwork", 0x001F, _status_widened(
     Struct("node_type" / u8, "parameters" / NETWORK_PARAMETERS), _status_only))
@@ -450,6 +461,8 @@ _define("incomingMessageHandler", 0x0045, {
 }, callback=True)
 _define("customFrame", 0x0047, _status_widened(Struct("payload" / LV_BYTES), lambda st: Struct(
     "status" / st, "reply" / LV_BYTES)))
+_define("energyScanResultHandler", 0x0048, {8: (EMPTY, Struct("channel" / u8, "max_rssi_value" / s8))},
+        callback=True)
 _define("getChildData", 0x004A, {
     8: (Struct("index" / u8), Struct("status" / EMBER_STATUS, "child_data" / CHILD_DATA_V8)),
     10: (Struct("index" / u8), Struct("status" / EMBER_STATUS, "child_data" / CHILD_DATA)),
@@ -468,20 +481,37 @@ _define("getAddressTableInfo", 0x005E, {8: None, 14: (
     Struct("index" / u8), Struct("status" / SL_STATUS, "nwk" / u16, "eui64" / EUI64))})
 _define("lookupEui64ByNodeId", 0x0061, _status_widened(Struct("node_id" / u16), lambda st: Struct(
     "status" / st, "eui64" / EUI64)))
+_define("addOrUpdateKeyTableEntry", 0x0066, {8: (
+    Struct("address" / EUI64, "link_key" / Flag, "key_data" / KEY), _status_only(EMBER_STATUS)), 13: None})
 _define("setInitialSecurityState", 0x0068, _status_widened(
     Struct("state" / INITIAL_SECURITY_STATE), _status_only))
 _define("getCurrentSecurityState", 0x0069, _status_widened(EMPTY, lambda st: Struct(
     "status" / st, "state" / CURRENT_SECURITY_STATE)))
 _define("getKey", 0x006A, {8: (Struct("key_type" / u8), Struct("status" / EMBER_STATUS, "key_struct" / KEY_STRUCT)),
                            13: None})
+_define("clearTransientLinkKeys", 0x006B, {8: (EMPTY, EMPTY)})
+_define("getKeyTableEntry", 0x0071, {8: (
+    Struct("index" / u8), Struct("status" / EMBER_STATUS, "key_struct" / KEY_STRUCT)), 13: None})
+_define("findKeyTableEntry", 0x0075, {8: (Struct("address" / EUI64, "link_key" / Flag), Struct("index" / u8))})
+_define("eraseKeyTableEntry", 0x0076, _status_widened(Struct("index" / u8), _status_only))
 _define("getValue", 0x00AA, _status_widened(Struct("value_id" / u8), lambda st: Struct(
     "status" / st, "value" / LV_BYTES), EZSP_STATUS))
 _define("setValue", 0x00AB, _status_widened(Struct("value_id" / u8, "value" / LV_BYTES), _status_only, EZSP_STATUS))
+_define("setChildData", 0x00AC, {
+    8: None,
+    9: (Struct("index" / u8, "child_data" / CHILD_DATA_V8), _status_only(EMBER_STATUS)),
+    10: (Struct("index" / u8, "child_data" / CHILD_DATA), _status_only(EMBER_STATUS)),
+    14: (Struct("index" / u8, "child_data" / CHILD_DATA), _status_only(SL_STATUS)),
+})
+_define("addTransientLinkKey", 0x00AF, {8: (Struct("partner" / EUI64, "transient_key" / KEY),
+                                            _status_only(EMBER_STATUS)), 13: None})   # importTransientKey from v13
 _define("readCounters", 0x00F1, {8: (EMPTY, Struct("values" / GreedyRange(u16)))})
 _define("getTokenData", 0x0102, {8: None, **{v: (Struct("token" / u32, "index" / u32), Struct(
     "status" / st,
     "value" / If(this.status == 0, LV_BYTES32),   # only on success
 )) for v, st in ((9, EMBER_STATUS), (14, SL_STATUS))}})
+_define("importLinkKey", 0x010E, {8: None, 12: (
+    Struct("index" / u8, "address" / EUI64, "plaintext_key" / KEY), _status_only(SL_STATUS))})
 _define("exportLinkKeyByIndex", 0x010F, {
     8: None,
     12: (Struct("index" / u8), Struct("eui64" / EUI64, "plaintext_key" / KEY, "key_data" / APS_KEY_METADATA,
@@ -489,6 +519,8 @@ _define("exportLinkKeyByIndex", 0x010F, {
     14: (Struct("index" / u8), Struct("status" / SL_STATUS, "context" / SECURITY_MANAGER_CONTEXT,
                                       "plaintext_key" / KEY, "key_data" / APS_KEY_METADATA)),
 })
+_define("importTransientKey", 0x0111, {8: None, 12: (
+    Struct("eui64" / EUI64, "plaintext_key" / KEY, "flags" / u8), _status_only(SL_STATUS))})   # sl_zb_sec_man_flags_t
 _define("exportKey", 0x0114, {
     8: None,
     12: (Struct("context" / SECURITY_MANAGER_CONTEXT_V12), Struct("key" / KEY, "status" / SL_STATUS)),

@@ -17,6 +17,7 @@ import json
 import pathlib
 
 from bridge_emu.codec import zdo
+from bridge_emu.codec.ezsp import TABLE_VERSIONS
 from bridge_emu.emulator.bridge import Phase
 from bridge_emu.emulator.zigbee_node import HA_PROFILE, eui64
 from bridge_emu.errors import BridgeEmuError
@@ -27,10 +28,12 @@ from bridge_emu.net.transport import ZDO
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.runner import PremisesRun
 from bridge_emu.premises.schema import PremisesSpec
+from bridge_emu.uart.ezsp_ncp import DEFAULT_VERSION as EZSP_DEFAULT
 from bridge_emu.uart.ezsp_ncp import EzspCoordinator
 from bridge_emu.uart.znp_ncp import ZnpCoordinator
 
 PROTOCOLS = ("znp", "ezsp")
+EZSP_VERSIONS = TABLE_VERSIONS        # what the virtual EZSP NCP can speak (the host asks for one)
 JOIN_RETRY_S = 2.0           # a bridge that is up but not joined asks again this often
 # A sleepy end device polls fast for a while after it joins, as real ones do, so the
 # coordinator's interview does not wait a slow poll (7.5 s on B3) per request.
@@ -151,7 +154,7 @@ class DongleRig:
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, protocol: str, link, *,
                  run_dir: pathlib.Path | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                 resume: bool = False, seed: int = 1, speed: float = 1.0):
+                 resume: bool = False, seed: int = 1, speed: float = 1.0, ezsp_version: int = EZSP_DEFAULT):
         """speed: virtual time runs this many times the wall clock (the radio, the
         bridges' timers and their flash); the host's own timers stay its own."""
         if protocol not in PROTOCOLS:
@@ -164,7 +167,13 @@ class DongleRig:
         self.nv_path = None if run_dir is None else self.run_dir / f"dongle-{protocol}.json"
         nv = self._load_nv()
         ieee = eui64(spec.name, f"dongle-{protocol}")
-        self.ncp = ZnpCoordinator(ieee, nv, seed=seed) if protocol == "znp" else EzspCoordinator(ieee, nv, seed=seed)
+        if protocol == "ezsp" and ezsp_version not in EZSP_VERSIONS:
+            raise DongleError(f"EZSP version {ezsp_version}: want one of {', '.join(map(str, EZSP_VERSIONS))}")
+        try:
+            self.ncp = (ZnpCoordinator(ieee, nv, seed=seed) if protocol == "znp"
+                        else EzspCoordinator(ieee, nv, seed=seed, version=ezsp_version))
+        except ValueError as e:      # a saved NV the NCP cannot take
+            raise DongleError(f"{self.nv_path}: {e}") from None
         self.run = PremisesRun(spec, images, self.run_dir, resume=resume)
         self.clock = AsyncioClock(self.loop)
         self.pacer = RealTimePacer(self.run.net.scheduler, self.loop, speed)
@@ -214,7 +223,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: str | None, pty: bool,
                 run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
-                stop: asyncio.Event | None = None, speed: float = 1.0) -> None:
+                stop: asyncio.Event | None = None, speed: float = 1.0, ezsp_version: int = EZSP_DEFAULT) -> None:
     """Run a premises behind a virtual dongle until `stop` is set (or the task is
     cancelled). announce(line) is told where it listens, first; warn(line) any warning."""
     from bridge_emu.net.serial_link import open_pty, serve_tcp
@@ -233,7 +242,8 @@ async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: 
         if host not in LOOPBACK:
             warn(f"listening on {host}, not loopback: anyone who can reach it controls the emulated devices")
     try:
-        rig = DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume, speed=speed)
+        rig = DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume, speed=speed,
+                        ezsp_version=ezsp_version)
     except BaseException:
         link.close()
         raise

@@ -24,37 +24,50 @@ The model:
   (polling, for SPI hosts) always finds nothing pending: noCallbacks.
 * A command the table has no handler for, or one the codec does not know, is
   answered with invalidCommand (EzspStatus ERROR_INVALID_FRAME_ID, or
-  sl_status NOT_SUPPORTED from v14), as EmberZNet does for an unknown frame id.
-  A frame that does not decode is counted (`stats["malformed"]`) and ignored.
+  sl_status NOT_SUPPORTED from v14), as EmberZNet does for an unknown frame id,
+  and counted by frame id in `invalid_frame_ids` (`gaps`: those but Green
+  Power's, which a build without it refuses too). A frame that does not decode
+  is counted (`stats["malformed"]`) and ignored.
 * Tokens (persistent): the EUI64, the network parameters, the network and trust
-  center link keys with their sequence and frame counters, and the node type.
+  center link keys with their sequence and frame counters, the node type, the
+  child table (end devices that joined the coordinator, or that setChildData
+  wrote: getChildData reads it), and the key table (link keys by index: importLinkKey from v12, addOrUpdateKeyTableEntry
+  before v13; read back with exportLinkKeyByIndex / getKeyTableEntry; its size is
+  CONFIG_KEY_TABLE_SIZE, 0 until the host sets it). Transient keys
+  (importTransientKey, addTransientLinkKey) are volatile and never expire.
   `nv_snapshot()` / the `nv` argument carry them across constructions. An ASH
   reset (RST from the host, i.e. a host-driven reboot) resets the volatile
   EZSP state (configuration, policies, endpoints, the running network, permit
   join) as a reboot does; `networkInit` then brings the tokened network back up
   (stackStatusHandler NETWORK_UP).
 * Formation: setInitialSecurityState stores the keys, formNetwork the parameters;
-  the network comes up at once (no energy scan, no beacon).
+  the network comes up at once (no beacon).
+* Scans end as they start: startScan is answered, then an energy scan reports
+  a quiet channel (-92 to -87 dBm) for each channel of the mask, an active scan
+  hears no beacon (the NCP does not hear its own network), and scanCompleteHandler
+  follows. So a host can pick a channel by energy scan before it forms.
 * Sends: sendUnicast / sendBroadcast become ApsOut records, then a
   messageSentHandler reporting success (no radio, so no delivery failures).
   ZDO requests bellows sends to the coordinator itself (node 0x0000: the
   interview zigpy runs of its own coordinator) are answered here as the
   NCP's own ZDO would, as incomingMessageHandler frames.
 * Joins (only while permit joining is open): trustCenterJoinHandler, a
-  childJoinHandler when the coordinator is the parent, then the device's
-  Device_annce as an incomingMessageHandler (broadcast, ZDO).
+  childJoinHandler when an end device joins the coordinator itself (it enters the
+  child table; routers are not children), then the
+  device's Device_annce as an incomingMessageHandler (broadcast, ZDO). A device
+  that leaves: childJoinHandler (leaving) if it was a child, and
+  trustCenterJoinHandler DEVICE_LEFT.
 
-Not emulated: scans (startScan, so an energy scan before formation is not
-answered: give the host a channel), multicast, source routes, key tables (the key
-table is empty: importLinkKey / importTransientKey are answered invalidCommand),
-child and address tables beyond what joins record, tokens other than the ones
-above (getTokenData answers NOT_FOUND, so bellows sees no NV3 tokens), XNCP
-(customFrame fails, as stock firmware does), Green Power, ZLL, mfglib, the
-bootloader, frame counters that advance.
+Not emulated: beacons, multicast, source routes, an address table, tokens other than the ones above
+(getTokenData answers NOT_FOUND, so bellows sees no NV3 tokens), XNCP (customFrame
+fails, as stock firmware does), Green Power (bellows' table clears are answered
+invalidCommand, as a build without it does), ZLL, mfglib, the bootloader, frame
+counters that advance.
 """
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +99,9 @@ EMBER_INVALID_CALL, SL_INVALID_STATE = 0x70, 0x0002
 EZSP_ERROR_INVALID_ID, SL_INVALID_PARAMETER = 0x37, 0x0021
 EZSP_ERROR_INVALID_FRAME_ID, SL_NOT_SUPPORTED = 0x31, 0x000F
 EMBER_LIBRARY_NOT_PRESENT = 0xB5
+EMBER_BAD_ARGUMENT = 0x02
+EMBER_INDEX_OUT_OF_RANGE, SL_INVALID_INDEX = 0xB1, 0x0027
+EMBER_TABLE_ENTRY_ERASED, EMBER_TABLE_FULL = 0xB6, 0xB4
 
 # -- ids -----------------------------------------------------------------------------------------------------------
 
@@ -94,22 +110,34 @@ VALUE_NWK_FRAME_COUNTER = 0x23
 VALUE_APS_FRAME_COUNTER = 0x24
 CONFIG_SECURITY_LEVEL = 0x0D
 CONFIG_KEY_TABLE_SIZE = 0x1E
+CONFIG_MAX_END_DEVICE_CHILDREN = 0x11
 MFG_TOKEN_LENGTHS = {0x00: 2, 0x01: 16, 0x02: 16, 0x03: 2, 0x04: 2, 0x05: 16, 0x06: 40, 0x07: 8, 0x08: 2,
                      0x09: 92, 0x0A: 20, 0x0B: 2, 0x0C: 8, 0x0D: 2}
-EMBER_KEY_TRUST_CENTER_LINK, EMBER_KEY_CURRENT_NETWORK = 0x01, 0x03
-SEC_MAN_KEY_NETWORK, SEC_MAN_KEY_TC_LINK = 1, 2
+EMBER_KEY_TRUST_CENTER_LINK, EMBER_KEY_CURRENT_NETWORK, EMBER_KEY_APPLICATION_LINK = 0x01, 0x03, 0x05
+SEC_MAN_KEY_NETWORK, SEC_MAN_KEY_TC_LINK, SEC_MAN_KEY_APP_LINK = 1, 2, 4
+SEC_MAN_FLAG_KEY_INDEX_IS_VALID = 0x01
+KEY_HAS_PARTNER_EUI64 = 0x0008
+KEY_HAS_FRAME_COUNTERS = 0x0006            # outgoing and incoming
+NO_KEY_TABLE_INDEX = 0xFF
+SCAN_ENERGY, SCAN_ACTIVE = 0, 1            # EzspNetworkScanType
+QUIET_RSSI_DBM = -92                       # what an energy scan hears on an empty channel (plus up to 5 dB)
 NETWORK_STATUS_NO_NETWORK, NETWORK_STATUS_JOINED = 0, 2
-DEVICE_UPDATE_STANDARD_SECURITY_UNSECURED_JOIN = 1
-JOIN_DECISION_USE_PRECONFIGURED_KEY = 0
+DEVICE_UPDATE_STANDARD_SECURITY_UNSECURED_JOIN, DEVICE_UPDATE_LEFT = 1, 2
+JOIN_DECISION_USE_PRECONFIGURED_KEY, JOIN_DECISION_NO_ACTION = 0, 3
+MAC_ROUTER, MAC_RX_ON_WHEN_IDLE = 0x02, 0x08      # MAC capability flags
 APS_OPTION_ENABLE_ROUTE_DISCOVERY = 0x0100
 HAVE_NETWORK_KEY_BITS = 0x007C        # what EmberZNet reports once formed (global TC key, have TC/network keys)
 ZIGBEE_ALLIANCE_KEY = b"ZigBeeAlliance09"
 BROADCASTS = range(0xFFF8, 0x10000)
 COORDINATOR_NWK = 0x0000
 NV_SNAPSHOT_FORMAT = "bridge-emu/ezsp-nv"
+# Green Power commands (frame id -> first version with that meaning), answered invalidCommand as a
+# build without Green Power does; bellows clears the GP tables at a reset and expects that answer.
+GREEN_POWER_FRAME_IDS = {0x00E2: 8, 0x005F: 17}    # gpSinkTableClearAll, gpClearProxyTable
 
 # EmberZNet's configuration defaults for what bellows reads back (everything else: 0).
-CONFIG_DEFAULTS = {CONFIG_SECURITY_LEVEL: 5, CONFIG_KEY_TABLE_SIZE: 0, 0x05: 16, 0x07: 16}
+CONFIG_DEFAULTS = {CONFIG_SECURITY_LEVEL: 5, CONFIG_KEY_TABLE_SIZE: 0, CONFIG_MAX_END_DEVICE_CHILDREN: 6,
+                   0x05: 16, 0x07: 16}
 
 # The coordinator's node descriptor as EmberZNet reports it (logical type coordinator, 2.4 GHz, mains powered).
 COORDINATOR_NODE_DESCRIPTOR: Mapping[str, int] = {
@@ -164,11 +192,17 @@ class EzspCoordinator:
         self.ash = AshLink("ncp")
         self.stats = {"frames": 0, "malformed": 0, "invalid_commands": 0, "reboots": 0, "aps_out": 0,
                       "joins_refused": 0}
-        self._tokens: dict[str, Any] = {"eui64": ieee, "network": None}
+        self.invalid_frame_ids: Counter[int] = Counter()     # what was answered invalidCommand, by frame id
+        self._tokens: dict[str, Any] = {"eui64": ieee, "network": None, "key_table": {}, "children": {}}
         if nv is not None:
             self._load(nv)
         self._network_out: list[ApsOut] = []
         self._outbox: list[bytes] = []      # frames for the host, given to ASH with the time when an input ends
+        # the devices that joined, by their NWK address: kept across the NCP's resets (a real
+        # coordinator re-learns its neighbours within seconds of a reboot; bellows looks them up
+        # with lookupNodeIdByEui64 after every reconnect), cleared by leaving or forming a network
+        self._devices: dict[int, int] = {}        # nwk -> ieee
+        self._parents: dict[int, int] = {}        # nwk -> the parent it joined through
         self._reboot()
 
     # -- ByteMachine ---------------------------------------------------------------------------------------------
@@ -215,6 +249,13 @@ class EzspCoordinator:
         return out
 
     @property
+    def gaps(self) -> dict[int, int]:
+        """Frame id -> times answered invalidCommand, for the commands a stock NCP would
+        have answered (all but Green Power's): what a host met that is not emulated."""
+        return {k: n for k, n in self.invalid_frame_ids.items()
+                if k not in GREEN_POWER_FRAME_IDS or self.version < GREEN_POWER_FRAME_IDS[k]}
+
+    @property
     def permit_joining(self) -> bool:
         return self._permit_until is not None
 
@@ -246,13 +287,21 @@ class EzspCoordinator:
             self.stats["joins_refused"] += 1
             return False
         self._devices[nwk] = ieee
+        self._parents[nwk] = parent_nwk
         self._callback("trustCenterJoinHandler", new_node_id=nwk, new_node_eui64=ieee,
                        status=DEVICE_UPDATE_STANDARD_SECURITY_UNSECURED_JOIN,
                        policy_decision=JOIN_DECISION_USE_PRECONFIGURED_KEY, parent_of_new_node_id=parent_nwk)
-        if parent_nwk == COORDINATOR_NWK:
-            child_type = ezsp.EmberNodeType.ROUTER if mac_capabilities & 0x02 else ezsp.EmberNodeType.END_DEVICE
-            self._callback("childJoinHandler", index=len(self._devices) - 1, joining=True, child_id=nwk,
-                           child_eui64=ieee, child_type=child_type)
+        if parent_nwk == COORDINATOR_NWK and not mac_capabilities & MAC_ROUTER:
+            # an end device joining the coordinator becomes its child (routers are neighbours, not children)
+            node_type = (ezsp.EmberNodeType.END_DEVICE if mac_capabilities & MAC_RX_ON_WHEN_IDLE
+                         else ezsp.EmberNodeType.SLEEPY_END_DEVICE)
+            children = self._tokens["children"]
+            index = next((i for i, (n, _, _) in children.items() if n == nwk), None)
+            if index is None:
+                index = next(i for i in range(len(children) + 1) if i not in children)
+            children[index] = (nwk, ieee, node_type)
+            self._callback("childJoinHandler", index=index, joining=True, child_id=nwk, child_eui64=ieee,
+                           child_type=node_type)
         annce = zdo.encode("Device_annce", tsn=self.rng.randrange(256), nwk=nwk, ieee=ieee,
                            capability=mac_capabilities)
         self._incoming(nwk, zdo.ZDO_ENDPOINT, zdo.ZDO_ENDPOINT, zdo.ZDO_PROFILE, 0x0013, annce, 0xFF, now,
@@ -261,24 +310,46 @@ class EzspCoordinator:
         return True
 
     def device_left(self, nwk: int, ieee: int, now: float) -> None:
-        if self._devices.pop(nwk, None) is not None:
-            self._callback("childJoinHandler", index=0, joining=False, child_id=nwk, child_eui64=ieee,
-                           child_type=ezsp.EmberNodeType.END_DEVICE)
-            self._flush(now)
+        """A device left the network: the trust centre hears of it (and its parent, if
+        that is the coordinator, loses a child)."""
+        if nwk not in self._known_devices():
+            return
+        self._devices.pop(nwk, None)
+        parent = self._parents.pop(nwk, COORDINATOR_NWK)
+        for index, (child, child_ieee, node_type) in list(self._tokens["children"].items()):
+            if child == nwk:
+                del self._tokens["children"][index]
+                self._callback("childJoinHandler", index=index, joining=False, child_id=nwk,
+                               child_eui64=child_ieee, child_type=node_type)
+        self._callback("trustCenterJoinHandler", new_node_id=nwk, new_node_eui64=ieee, status=DEVICE_UPDATE_LEFT,
+                       policy_decision=JOIN_DECISION_NO_ACTION, parent_of_new_node_id=parent)
+        self._flush(now)
 
     # -- tokens --------------------------------------------------------------------------------------------------
 
     def nv_snapshot(self) -> dict[str, Any]:
         """The tokens as a JSON-able dict (the `nv` argument of a later construction)."""
         net = self._tokens["network"]
+        keys = [{"index": index, "eui64": f"{eui64:016x}", "key": key.hex()}
+                for index, (eui64, key) in sorted(self._tokens["key_table"].items())]
+        children = [{"index": index, "nwk": nwk, "eui64": f"{eui64:016x}", "type": node_type}
+                    for index, (nwk, eui64, node_type) in sorted(self._tokens["children"].items())]
         return {"format": NV_SNAPSHOT_FORMAT, "version": 1, "eui64": f"{self._tokens['eui64']:016x}",
-                "network": None if net is None else dict(net)}
+                "network": None if net is None else dict(net), "key_table": keys, "children": children}
 
     def _load(self, nv: Mapping[str, Any]) -> None:
         if nv.get("format") != NV_SNAPSHOT_FORMAT:
             raise ValueError(f"nv: not a {NV_SNAPSHOT_FORMAT} snapshot")
-        self._tokens = {"eui64": int(nv["eui64"], 16), "network": None if nv["network"] is None else
-                        dict(nv["network"])}
+        try:
+            self._tokens = {
+                "eui64": int(nv["eui64"], 16),
+                "network": None if nv["network"] is None else dict(nv["network"]),
+                "key_table": {int(k["index"]): (int(k["eui64"], 16), bytes.fromhex(k["key"]))
+                              for k in nv.get("key_table", ())},
+                "children": {int(c["index"]): (int(c["nwk"]), int(c["eui64"], 16), int(c["type"]))
+                             for c in nv.get("children", ())}}
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"nv: a damaged {NV_SNAPSHOT_FORMAT} snapshot ({type(e).__name__}: {e})") from None
 
     # -- EZSP ----------------------------------------------------------------------------------------------------
 
@@ -291,10 +362,10 @@ class EzspCoordinator:
         self._endpoints: dict[int, dict] = {}
         self._up = False
         self._permit_until: float | None = None
-        self._devices: dict[int, int] = {}        # nwk -> ieee, joined since boot
         self._extended_timeouts: dict[int, bool] = {}
         self._multicast: dict[int, dict] = {}       # index -> entry (group membership; multicasts are not routed)
         self._pending_security: dict | None = None
+        self._transient_keys: dict[int, bytes] = {}     # EUI64 (all ones: any joiner) -> key
         self._last_sequence = 0
         self._aps_sequence = self.rng.randrange(256)
 
@@ -318,17 +389,17 @@ class EzspCoordinator:
         try:
             cmd = ezsp.by_id(frame.frame_id, self.version)
         except EzspError:
-            self._invalid_command(frame.sequence)
+            self._invalid_command(frame)
             return
         handler = HANDLERS.get(cmd.name)
         if handler is None or cmd.callback:
-            self._invalid_command(frame.sequence)
+            self._invalid_command(frame)
             return
         try:
             fields = ezsp.decode_parameters(cmd.name, self.version, Direction.REQUEST, frame.parameters, strict=False)
         except EzspError:
             self.stats["malformed"] += 1
-            self._invalid_command(frame.sequence, wrong_length=True)
+            self._invalid_command(frame, wrong_length=True)
             return
         handler(self, fields, now)
 
@@ -338,20 +409,21 @@ class EzspCoordinator:
             fields = dict(request.parse(frame.parameters))
         except Exception:   # noqa: BLE001 - construct raises several kinds; a bad frame is only counted
             self.stats["malformed"] += 1
-            self._invalid_command(frame.sequence, wrong_length=True)
+            self._invalid_command(frame, wrong_length=True)
             return
         answer = LOCAL_HANDLERS[name](self, fields, now)
         response = response_v14 if self.version >= 14 else response_v8
         self._outbox.append(EzspFrame(self._sequence, ezsp.FC_RESPONSE, frame_id,
                                       response.build(answer)).encode(self.version))
 
-    def _invalid_command(self, sequence: int, *, wrong_length: bool = False) -> None:
+    def _invalid_command(self, frame: EzspFrame, *, wrong_length: bool = False) -> None:
         self.stats["invalid_commands"] += 1
+        self.invalid_frame_ids[frame.frame_id] += 1
         if self.version >= 14:
             status = SL_INVALID_PARAMETER if wrong_length else SL_NOT_SUPPORTED
         else:
             status = 0x32 if wrong_length else EZSP_ERROR_INVALID_FRAME_ID   # ERROR_WRONG_LENGTH
-        self._outbox.append(ezsp.encode_response("invalidCommand", self.version, sequence, status=status))
+        self._outbox.append(ezsp.encode_response("invalidCommand", self.version, frame.sequence, status=status))
 
     def _reply(self, name: str, **fields: Any) -> None:
         self._outbox.append(ezsp.encode_response(name, self.version, self._sequence, legacy_header=self._legacy,
@@ -373,13 +445,20 @@ class EzspCoordinator:
                "sequence": self._next_aps_sequence()}
         rssi = -100 + lqi * 70 // 255            # a plausible RSSI for the link quality
         if self.version >= 14:
-            sender_eui64 = self.ieee if src_nwk == COORDINATOR_NWK else self._devices.get(src_nwk, 0)
+            sender_eui64 = self._eui64_of(src_nwk) or 0
             self._callback("incomingMessageHandler", message_type=message_type, aps_frame=aps, sender=src_nwk,
                            sender_eui64=sender_eui64, binding_index=0xFF, address_index=0xFF, lqi=lqi, rssi=rssi,
                            timestamp=int(now * 1000) & 0xFFFFFFFF, message=payload)
         else:
             self._callback("incomingMessageHandler", message_type=message_type, aps_frame=aps, lqi=lqi, rssi=rssi,
                            sender=src_nwk, binding_index=0xFF, address_index=0xFF, message=payload)
+
+    def _known_devices(self) -> dict[int, int]:
+        """nwk -> EUI64 of every device the NCP knows: joined since boot, or in the child table."""
+        return {**{nwk: ieee for nwk, ieee, _ in self._tokens["children"].values()}, **self._devices}
+
+    def _eui64_of(self, nwk: int) -> int | None:
+        return self.ieee if nwk == COORDINATOR_NWK else self._known_devices().get(nwk)
 
     def _next_aps_sequence(self) -> int:
         self._aps_sequence = (self._aps_sequence + 1) & 0xFF
@@ -389,9 +468,12 @@ class EzspCoordinator:
 
     def _token_factory_reset(self, fields: dict, now: float) -> dict:
         self._tokens["network"] = None        # the stack tokens go; the EUI64 is a manufacturing token
+        self._tokens["key_table"] = {}
+        self._tokens["children"] = {}
         return {}
 
     def _clear_key_table(self, fields: dict, now: float) -> dict:
+        self._tokens["key_table"] = {}
         return {"status": SUCCESS}
 
     def _set_extended_timeout(self, fields: dict, now: float) -> dict:
@@ -403,7 +485,7 @@ class EzspCoordinator:
         return {"status": SUCCESS if extended else 0x0001, "extended_timeout": extended}   # SL_STATUS_FAIL
 
     def _lookup_node_id(self, fields: dict, now: float) -> dict:
-        found = [nwk for nwk, ieee in self._devices.items() if ieee == fields["eui64"]]
+        found = [nwk for nwk, ieee in self._known_devices().items() if ieee == fields["eui64"]]
         if fields["eui64"] == self.ieee:
             found = [COORDINATOR_NWK]
         return {"status": SUCCESS if found else SL_NOT_FOUND, "node_id": found[0] if found else 0xFFFF}
@@ -532,9 +614,13 @@ class EzspCoordinator:
             "key_seq": security.get("network_key_sequence_number", 0),
             "tc_link_key": bytes(security.get("preconfigured_key") or ZIGBEE_ALLIANCE_KEY).hex(),
             "security_bitmask": security.get("bitmask", 0),
-            "nwk_frame_counter": 0,
-            "aps_frame_counter": 0,
+            # a restore sets the counters (setValue) before it forms, so they carry over
+            "nwk_frame_counter": int.from_bytes(self._values.get(VALUE_NWK_FRAME_COUNTER, bytes(4)), "little"),
+            "aps_frame_counter": int.from_bytes(self._values.get(VALUE_APS_FRAME_COUNTER, bytes(4)), "little"),
         }
+        self._tokens["children"] = {}          # a new network has no children yet
+        self._devices.clear()
+        self._parents.clear()
         self._reply("formNetwork", status=SUCCESS)
         self._network_up()
 
@@ -547,6 +633,8 @@ class EzspCoordinator:
         self._up = False
         self._permit_until = None
         self._devices.clear()
+        self._parents.clear()
+        self._tokens["children"] = {}
         self._callback("stackStatusHandler", status=self._status(EMBER_NETWORK_DOWN, SL_NETWORK_DOWN))
 
     def _permit_joining(self, fields: dict, now: float) -> None:
@@ -605,16 +693,101 @@ class EzspCoordinator:
             "network_key_frame_counter": counter})
 
     def _export_link_key_by_index(self, fields: dict, now: float) -> None:
-        # the key table is empty (CONFIG_KEY_TABLE_SIZE is 0 unless the host sets it)
-        metadata = {"bitmask": 0, "outgoing_frame_counter": 0, "incoming_frame_counter": 0, "ttl_in_seconds": 0}
+        index = fields["index"]
+        entry = self._tokens["key_table"].get(index)
+        eui64, key = entry if entry is not None else (0, bytes(16))
+        status = SUCCESS if entry is not None else SL_NOT_FOUND
+        metadata = {"bitmask": KEY_HAS_PARTNER_EUI64 if entry else 0, "outgoing_frame_counter": 0,
+                    "incoming_frame_counter": 0, "ttl_in_seconds": 0}
         if self.version >= 14:
-            context = {"core_key_type": 0, "key_index": fields["index"], "derived_type": 0, "eui64": 0,
-                       "multi_network_index": 0, "flags": 0, "psa_key_alg_permission": 0}
-            self._reply("exportLinkKeyByIndex", status=SL_NOT_FOUND, context=context, plaintext_key=bytes(16),
+            context = {"core_key_type": SEC_MAN_KEY_APP_LINK if entry else 0, "key_index": index, "derived_type": 0,
+                       "eui64": eui64, "multi_network_index": 0, "flags": SEC_MAN_FLAG_KEY_INDEX_IS_VALID,
+                       "psa_key_alg_permission": 0}
+            self._reply("exportLinkKeyByIndex", status=status, context=context, plaintext_key=key,
                         key_data=metadata)
         else:
-            self._reply("exportLinkKeyByIndex", eui64=0, plaintext_key=bytes(16), key_data=metadata,
-                        status=SL_NOT_FOUND)
+            self._reply("exportLinkKeyByIndex", eui64=eui64, plaintext_key=key, key_data=metadata, status=status)
+
+    def _key_table_index_ok(self, index: int) -> bool:
+        return 0 <= index < self._config.get(CONFIG_KEY_TABLE_SIZE, 0)
+
+    def _import_link_key(self, fields: dict, now: float) -> None:
+        index = fields["index"]
+        if not self._key_table_index_ok(index):
+            self._reply("importLinkKey", status=SL_INVALID_INDEX)
+            return
+        self._tokens["key_table"][index] = (fields["address"], bytes(fields["plaintext_key"]))
+        self._reply("importLinkKey", status=SUCCESS)
+
+    def _get_key_table_entry(self, fields: dict, now: float) -> None:
+        index = fields["index"]
+        entry = self._tokens["key_table"].get(index)
+        eui64, key = entry if entry is not None else (0, bytes(16))
+        if not self._key_table_index_ok(index):
+            status = EMBER_INDEX_OUT_OF_RANGE
+        else:
+            status = SUCCESS if entry is not None else EMBER_TABLE_ENTRY_ERASED
+        self._reply("getKeyTableEntry", status=status, key_struct={
+            "bitmask": KEY_HAS_PARTNER_EUI64 | KEY_HAS_FRAME_COUNTERS if entry else 0,
+            "type": EMBER_KEY_APPLICATION_LINK if entry else 0, "key": key, "outgoing_frame_counter": 0,
+            "incoming_frame_counter": 0, "sequence_number": 0, "partner_eui64": eui64})
+
+    def _add_or_update_key_table_entry(self, fields: dict, now: float) -> None:
+        table, eui64 = self._tokens["key_table"], fields["address"]
+        size = self._config.get(CONFIG_KEY_TABLE_SIZE, 0)
+        index = next((i for i, (e, _) in table.items() if e == eui64), None)
+        if index is None:
+            index = next((i for i in range(size) if i not in table), None)
+        if index is None:
+            self._reply("addOrUpdateKeyTableEntry", status=EMBER_TABLE_FULL)
+            return
+        table[index] = (eui64, bytes(fields["key_data"]))
+        self._reply("addOrUpdateKeyTableEntry", status=SUCCESS)
+
+    def _find_key_table_entry(self, fields: dict, now: float) -> None:
+        found = [index for index, (eui64, _) in sorted(self._tokens["key_table"].items())
+                 if eui64 == fields["address"]]
+        # only link keys are kept (no master keys: there is no CBKE)
+        self._reply("findKeyTableEntry", index=found[0] if found and fields["link_key"] else NO_KEY_TABLE_INDEX)
+
+    def _erase_key_table_entry(self, fields: dict, now: float) -> None:
+        index = fields["index"]
+        if not self._key_table_index_ok(index):
+            self._reply("eraseKeyTableEntry", status=self._status(EMBER_INDEX_OUT_OF_RANGE, SL_INVALID_INDEX))
+            return
+        self._tokens["key_table"].pop(index, None)
+        self._reply("eraseKeyTableEntry", status=SUCCESS)
+
+    def _import_transient_key(self, fields: dict, now: float) -> None:
+        self._transient_keys[fields["eui64"]] = bytes(fields["plaintext_key"])
+        self._reply("importTransientKey", status=SUCCESS)
+
+    def _add_transient_link_key(self, fields: dict, now: float) -> None:
+        self._transient_keys[fields["partner"]] = bytes(fields["transient_key"])
+        self._reply("addTransientLinkKey", status=SUCCESS)
+
+    def _clear_transient_link_keys(self, fields: dict, now: float) -> None:
+        self._transient_keys.clear()
+        self._reply("clearTransientLinkKeys")
+
+    def _start_scan(self, fields: dict, now: float) -> None:
+        """Scans end at once: an energy scan reports a quiet channel for each one
+        asked (the premises' network is the only one, and the NCP does not hear
+        itself); an active scan hears no beacons."""
+        scan_type = fields["scan_type"]
+        if scan_type not in (SCAN_ENERGY, SCAN_ACTIVE):
+            self._reply("startScan", status=self._status(EMBER_BAD_ARGUMENT, SL_INVALID_PARAMETER))
+            return
+        self._reply("startScan", status=SUCCESS)
+        if scan_type == SCAN_ENERGY:
+            for channel in range(11, 27):
+                if fields["channel_mask"] >> channel & 1:
+                    self._callback("energyScanResultHandler", channel=channel,
+                                   max_rssi_value=QUIET_RSSI_DBM + self.rng.randrange(6))
+        self._callback("scanCompleteHandler", channel=0, status=SUCCESS)
+
+    def _stop_scan(self, fields: dict, now: float) -> None:
+        self._reply("stopScan", status=SUCCESS)      # scans end as they start: nothing runs
 
     def _set_concentrator(self, fields: dict, now: float) -> None:
         self._reply("setConcentrator", status=SUCCESS)
@@ -639,15 +812,28 @@ class EzspCoordinator:
 
     def _lookup_eui64(self, fields: dict, now: float) -> None:
         node = fields["node_id"]
-        eui64 = self.ieee if node == COORDINATOR_NWK else self._devices.get(node)
+        eui64 = self._eui64_of(node)
         self._reply("lookupEui64ByNodeId", status=SUCCESS if eui64 is not None else
                     self._status(0x01, SL_NOT_FOUND), eui64=eui64 or 0)   # EMBER_ERR_FATAL
 
     def _get_child_data(self, fields: dict, now: float) -> None:
-        child = {"eui64": 0, "type": 0, "id": 0, "phy": 0, "power": 0, "timeout": 0}
+        entry = self._tokens["children"].get(fields["index"])
+        nwk, ieee, node_type = entry if entry is not None else (0, 0, 0)
+        child = {"eui64": ieee, "type": node_type, "id": nwk, "phy": 0, "power": 0, "timeout": 0}
         if self.version >= 10:
             child["timeout_remaining"] = 0
-        self._reply("getChildData", status=self._status(EMBER_NOT_JOINED, SL_NOT_FOUND), child_data=child)
+        # an empty slot answers NOT_JOINED
+        self._reply("getChildData", status=SUCCESS if entry else self._status(EMBER_NOT_JOINED, SL_NOT_JOINED),
+                    child_data=child)
+
+    def _set_child_data(self, fields: dict, now: float) -> None:
+        """A restore writes the child table back (bellows then reboots the NCP)."""
+        index, child = fields["index"], fields["child_data"]
+        if index >= self._config.get(CONFIG_MAX_END_DEVICE_CHILDREN, 0):
+            self._reply("setChildData", status=self._status(EMBER_INDEX_OUT_OF_RANGE, SL_INVALID_INDEX))
+            return
+        self._tokens["children"][index] = (child["id"], child["eui64"], child["type"])
+        self._reply("setChildData", status=SUCCESS)
 
     def _get_address_table_info(self, fields: dict, now: float) -> None:
         self._reply("getAddressTableInfo", status=SL_NOT_FOUND, nwk=0xFFFF, eui64=0)
@@ -745,9 +931,20 @@ HANDLERS: dict[str, _Handler] = {
     "readCounters": EzspCoordinator._read_counters,
     "lookupEui64ByNodeId": EzspCoordinator._lookup_eui64,
     "getChildData": EzspCoordinator._get_child_data,
+    "setChildData": EzspCoordinator._set_child_data,
     "getAddressTableInfo": EzspCoordinator._get_address_table_info,
     "sendUnicast": EzspCoordinator._send_unicast,
     "sendBroadcast": EzspCoordinator._send_broadcast,
+    "importLinkKey": EzspCoordinator._import_link_key,
+    "getKeyTableEntry": EzspCoordinator._get_key_table_entry,
+    "addOrUpdateKeyTableEntry": EzspCoordinator._add_or_update_key_table_entry,
+    "findKeyTableEntry": EzspCoordinator._find_key_table_entry,
+    "eraseKeyTableEntry": EzspCoordinator._erase_key_table_entry,
+    "importTransientKey": EzspCoordinator._import_transient_key,
+    "addTransientLinkKey": EzspCoordinator._add_transient_link_key,
+    "clearTransientLinkKeys": EzspCoordinator._clear_transient_link_keys,
+    "startScan": EzspCoordinator._start_scan,
+    "stopScan": EzspCoordinator._stop_scan,
 }
 
 LOCAL_HANDLERS: dict[str, Callable[[EzspCoordinator, dict, float], dict]] = {

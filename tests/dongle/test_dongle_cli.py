@@ -70,3 +70,18 @@ def test_a_speed_out_of_range_is_refused_in_one_line(speed, capsys):
     rc = cli.main(["dongle", "ihd", "--protocol", "znp", "--speed", speed, "--no-dir"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "0.1 to 100 times the wall clock" in err
+
+
+def test_an_ezsp_version_the_ncp_does_not_speak_is_refused_in_one_line(capsys):
+    rc = cli.main(["dongle", "ihd", "--protocol", "ezsp", "--ezsp-version", "15", "--no-dir"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "EZSP version 15: want one of 8, 9" in err, err
+
+
+def test_a_damaged_dongle_nv_is_refused_in_one_line(tmp_path, capsys):
+    assert cli.main(["run", "ihd", "--dir", str(tmp_path)]) == 0       # a run directory to resume in
+    (tmp_path / "ihd" / "dongle-ezsp.json").write_text('{"format": "nonsense"}')
+    capsys.readouterr()
+    rc = cli.main(["dongle", "ihd", "--protocol", "ezsp", "--dir", str(tmp_path), "--resume"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "dongle-ezsp.json" in err, err
