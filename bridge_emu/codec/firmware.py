@@ -146,6 +146,16 @@ def manifest_from_image(image: bytes) -> FirmwareManifest:
     return parse_manifest(parse_image(image).payload)
 
 
+def running_manifest(image: bytes, bridge_type: str) -> FirmwareManifest:
+    """What an emulated bridge runs: the manifest of our emulated firmware, or, for a
+    user's own firmware (a payload without one), well-behaved firmware of the
+    version in its MCUboot header."""
+    parsed = parse_image(image)
+    if not bytes(parsed.payload[:len(MANIFEST_MAGIC)]) == MANIFEST_MAGIC:
+        return FirmwareManifest(bridge_type, parsed.version, "foreign")
+    return parse_manifest(parsed.payload)
+
+
 def file_version(version: str) -> int:
     """OTA file_version of an image version: major << 24 | minor << 16 | revision
     (the build number is not part of it)."""

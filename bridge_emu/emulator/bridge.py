@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import gbcs, zcl
-from bridge_emu.codec.firmware import FirmwareManifest, file_version, manifest_from_image
+from bridge_emu.codec.firmware import FirmwareManifest, file_version, running_manifest
 from bridge_emu.core.device import Device
 from bridge_emu.emulator import bridge_events as logged
 from bridge_emu.emulator.behaviours import BridgeConfig, firmware_timers
@@ -130,6 +130,7 @@ class Bridge:
         }
         self._on_client_event = {
             ota.QueryAnswered: self._query_answered,
+            ota.OfferDeclined: self._offer_declined,
             ota.DownloadStarted: self._download_started,
             ota.DownloadComplete: self._download_complete,
             ota.DownloadFailed: self._download_failed,
@@ -251,7 +252,7 @@ class Bridge:
         image = self.device.running_image()
         self._running_hash = hashlib.sha256(image).digest()
         before = self.manifest.version if self.manifest else None
-        self.manifest = manifest_from_image(image)
+        self.manifest = running_manifest(image, self.profile.bridge_type)
         version = str(self.manifest.version)
         if not self.record.version_before:
             self.record.version_before = version
@@ -387,6 +388,13 @@ class Bridge:
         if self.record.outcome != "rolled back":
             self.record.outcome = "upgraded"
 
+    def _offer_declined(self, ev: ota.OfferDeclined, now: float) -> None:
+        """The hub offers an image that is not this bridge's to take (a user's file for
+        another device, or the version it runs): its update ends there."""
+        if self.record.outcome == "no update" and self.confirmed:
+            self.record.outcome = "declined"
+            self._log(now, logged.OfferDeclined(f"{ev.image.file_version:08x}", ev.reason))
+
     def _download_started(self, ev: ota.DownloadStarted, now: float) -> None:
         if self.record.download_started is None:
             self.record.download_started = now
@@ -418,6 +426,8 @@ class Bridge:
             image_hash = verify_slot(self.device, self.profile, self.supplier_key, ev.size)
         except ImageError as e:
             self._log(now, logged.VerificationFailed(e.name))
+            if self.record.outcome == "no update":
+                self.record.outcome = "refused"      # until a later download verifies
             self._alert(now, gbcs.Alert.FIRMWARE_VERIFICATION_FAILED, e.name.encode())
             self._held_hash = None
             self.client.verified(False, now)
@@ -492,6 +502,8 @@ class Bridge:
                 outcome = gbcs.Outcome.SUCCESS
             except ImageError as e:
                 self._log(now, logged.ActivationRefused(e.name))
+                if self.record.outcome == "no update":
+                    self.record.outcome = "refused"      # the image cannot boot here: until another one can
                 if self.client is not None:
                     self.client.abandon(f"activation refused: {e.name}", now)
                 outcome = gbcs.Outcome.ACTIVATION_FAILURE

@@ -110,6 +110,13 @@ class DownloadFailed(Record):
 
 
 @dataclass(frozen=True)
+class OfferDeclined(Record):
+    kind: ClassVar[str] = "offer_declined"
+    file_version: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class VerificationFailed(Record):
     kind: ClassVar[str] = "verification_failed"
     error: str

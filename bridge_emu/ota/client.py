@@ -50,6 +50,7 @@ from bridge_emu.ota.client_events import (  # noqa: F401
     Ignored,
     ImageId,
     Input,
+    OfferDeclined,
     QueryAnswered,
     UpgradeScheduled,
     WaitingForActivation,
@@ -423,10 +424,12 @@ class OtaClient:
             return
         image = ImageId(cmd.manufacturer, cmd.image_type, cmd.file_version)
         self._events.append(QueryAnswered(image, cmd.image_size))
-        if (image.manufacturer != c.manufacturer or image.image_type != c.image_type
-                or image.file_version == c.current_file_version
-                or cmd.image_size <= ota_file.FIXED_HEADER_SIZE):
-            self._events.append(Ignored("offered image does not fit this device"))
+        declined = ("another manufacturer" if image.manufacturer != c.manufacturer
+                    else "another image type" if image.image_type != c.image_type
+                    else "the version it runs" if image.file_version == c.current_file_version
+                    else "too short to be an image" if cmd.image_size <= ota_file.FIXED_HEADER_SIZE else None)
+        if declined:
+            self._events.append(OfferDeclined(image, declined))
             if self.state is ClientState.IDLE:
                 self._at(now + c.query_interval_s, Timer.QUERY)
             return

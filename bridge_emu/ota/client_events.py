@@ -101,10 +101,18 @@ class Activate:
 
 
 @dataclass(frozen=True)
+class OfferDeclined:
+    """The server offered an image this device does not take: another manufacturer
+    or image type, the version it already runs, or a file too short to hold one."""
+    image: ImageId
+    reason: str
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A frame the client ignored, and why (for logs and tests)."""
     reason: str
 
 
 Event = (QueryAnswered | DownloadStarted | DownloadComplete | DownloadFailed | UpgradeScheduled
-         | WaitingForActivation | Activate | Ignored)
+         | WaitingForActivation | Activate | OfferDeclined | Ignored)

@@ -15,7 +15,8 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
         downtime = sum((up - down) for down, up in r.reboots if up is not None)
         row = {
             "premises": run.spec.name, "bridge": s.spec.name, "type": s.spec.type,
-            "offered": s.spec.offer if s.spec.offer == "none" else f"{s.spec.offer} {s.offered_version}",
+            "offered": (s.spec.offer if s.spec.offer == "none" else f"{s.spec.offer}: nothing fits"
+                        if s.offered_version is None else f"{s.spec.offer} {s.offered_version}"),
             "version_before": r.version_before, "version_after": r.version_after,
             "bytes": st.bytes_served if st else 0, "blocks": st.blocks_served if st else 0,
             "download_s": (round(r.download_done - r.download_started, 1)

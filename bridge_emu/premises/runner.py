@@ -49,15 +49,26 @@ class PremisesRun:
         policy = Policy.preset(hub_cfg.get("personality", "gbcs-ch"))
         store = ImageStore()
         offers = {}
+
+        def serve(path: pathlib.Path, named_by: str):
+            if str(path) not in offers:
+                offers[str(path)] = store.add_file(path)
+                if offers[str(path)] is None:
+                    raise PremisesError(f"{path}: not an OTA file the hub can serve ({store.skipped[-1][1]}); "
+                                        f"named by {named_by}")
+            return offers[str(path)]
+
         for b in spec.bridges:
-            if b.offer != "none":
-                path = images.file(b.type, b.offer)
-                if str(path) not in offers:
-                    offers[str(path)] = store.add_file(path)
-                    if offers[str(path)] is None:
-                        raise PremisesError(f"{path}: not an OTA file the hub can serve "
-                                            f"({store.skipped[-1][1]}); named by {images.index_path} "
-                                            f"for {b.type}/{b.offer}")
+            if b.offer_folder:
+                for path in b.offer_files:
+                    offers.setdefault(str(path), store.add_file(path))   # a folder may hold other files too
+                if not any(offers[str(p)] for p in b.offer_files):
+                    raise PremisesError(f"{b.offer}: no OTA file the hub can serve in this folder "
+                                        f"(offered to bridge {b.name} of {spec.name})")
+            elif b.offer_files:
+                serve(b.offer_files[0], f"bridge {b.name}'s offer in {spec.name}")
+            elif b.offer != "none":
+                serve(images.file(b.type, b.offer), f"{images.index_path} for {b.type}/{b.offer}")
         self.server = OtaServer(store, policy, address=HUB)
         self.hub_log: list[dict] = []
         if spec.signing_key is None:
@@ -109,7 +120,11 @@ class PremisesRun:
                               lambda br=bridge: br.phase is Phase.RUNNING)
             driver = Driver(node, t, self.clock)
             offered = None
-            if b.offer == "none":
+            if b.offer_files:
+                img = self._chosen(b, prof, offers)
+                self.server.offer(addr, img)
+                offered = None if img is None else f"{img.file_version:#010x}"
+            elif b.offer == "none":
                 self.server.offer(addr, None)
             else:
                 img = offers[str(images.file(b.type, b.offer))]
@@ -120,6 +135,15 @@ class PremisesRun:
                 # what it ran before the campaign, not what it runs now it is resumed
                 bridge.record.version_before = images.entry(b.type, "current")["version"]
             self.slots.append(slot)
+
+    @staticmethod
+    def _chosen(b: BridgeSpec, prof, offers: dict):
+        """The image a path offer gives this bridge: the file itself; from a folder, the
+        newest that fits the bridge (manufacturer, image type, hardware version), or none."""
+        if not b.offer_folder:
+            return offers[str(b.offer_files[0])]
+        return ImageStore(offers[str(p)] for p in b.offer_files if offers[str(p)] is not None).select(
+            prof.manufacturer, prof.image_type, -1, prof.hw_version)
 
     @staticmethod
     def _factory_new(path, prof, b: BridgeSpec, images: ImageSet, notes: dict) -> Device:
@@ -171,7 +195,8 @@ class PremisesRun:
             return False
         if b.unacked or s.address in self.hub.pending:
             return False   # an exchange with the hub is still being repeated
-        return s.spec.offer == "none" or b.record.outcome in ("upgraded", "rolled back")
+        # offered nothing ("none", or a folder with nothing that fits it): settled once confirmed
+        return s.offered_version is None or b.record.outcome in ("upgraded", "rolled back", "declined", "refused")
 
     def stall(self, s: BridgeSlot) -> str | None:
         """Why a bridge has not settled (None if it has): the step it waits on and
@@ -229,3 +254,20 @@ class PremisesRun:
             return r.download_bytes, r.download_bytes
         st = self.server.clients.get(s.address)
         return 0, st.offered.size if st and st.offered else 0
+
+    def replace_bridge(self, name: str, machine) -> Driver:
+        """Another machine takes bridge `name`'s place on its node (a virtual router dongle
+        whose host runs the bridge elsewhere). The emulated bridge is detached: it leaves
+        `slots` (so start() does not power it and done() does not wait on it) for
+        `replaced`; the hub still serves its address."""
+        slot = next((s for s in self.slots if s.spec.name == name), None)
+        if slot is None:
+            raise PremisesError(f"premises {self.spec.name}: no bridge {name!r} to replace "
+                                f"(bridges: {', '.join(s.spec.name for s in self.slots) or 'none'})")
+        slot.driver.stop()
+        slot.bridge.on_network_change = slot.bridge.on_fast_poll = None
+        self.slots.remove(slot)
+        self.replaced = {**getattr(self, "replaced", {}), name: slot}
+        slot.driver = Driver(machine, slot.transport, self.clock)
+        slot.driver.start()
+        return slot.driver

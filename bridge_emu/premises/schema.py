@@ -13,7 +13,8 @@ cover every configuration of the seed):
     [[bridge]]
     name = "b1"
     type = "B1"
-    offer = "next"              # what the hub offers it: "next", "faulty", "none"
+    offer = "next"              # what the hub offers it: "next", "faulty", "none", or a path:
+                                # an OTA file, or a folder of them (the newest that fits the bridge)
     [[bridge]]
     name = "b2"
     type = "B2"
@@ -85,6 +86,9 @@ class BridgeSpec:
     link: dict = field(default_factory=dict)
     power_cut: dict = field(default_factory=dict)
     authority_key: pathlib.Path | None = None   # None: the image set's supplier key
+    # offer given as a path: the OTA file, or the files of the folder (an empty tuple for a role)
+    offer_files: tuple[pathlib.Path, ...] = ()
+    offer_folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
             offer=str(b.get("offer", "next")), link=dict(b.get("link", {})),
             power_cut=dict(b.get("power_cut", {})),
             authority_key=None if "authority_key" not in b else _key_file(
-                b["authority_key"], base, f"{where}.bridge[{i + 1}].authority_key", load_public_key))
+                b["authority_key"], base, f"{where}.bridge[{i + 1}].authority_key", load_public_key),
+            **_offer_files(str(b.get("offer", "next")), base, f"{where}.bridge[{i + 1}].offer"))
             for i, b in enumerate(d.get("bridge", [])))
         spec = PremisesSpec(str(d["name"]), str(d.get("description", "")), bridges, dict(hub),
                             int(d.get("seed", 1)), signing)
@@ -142,8 +147,6 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
             profile(b.type)
         except ProfileError as e:
             raise PremisesError(f"{where}: bridge {b.name}: {e}") from None
-        if b.offer not in OFFERS:
-            raise PremisesError(f"{where}: bridge {b.name}: offer {b.offer!r} not one of {OFFERS}")
         if b.parent is not None and b.parent not in names:
             raise PremisesError(f"{where}: bridge {b.name}: parent {b.parent!r} is not a bridge here")
         if b.parent is not None and b.parent not in names[:i]:
@@ -155,6 +158,26 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
             raise PremisesError(f"{where}: bridge {b.name}: a {b.type} reaches the hub through a parent bridge")
         _check_bridge_tables(b, f"{where}: bridge {b.name}")
     return spec
+
+
+def _offer_files(value: str, base: pathlib.Path | None, path: str) -> dict:
+    """offer = a role of the image set, or the path of an OTA file or a folder of them
+    (relative to the premises file's folder; hidden files are left out)."""
+    if value in OFFERS:
+        return {}
+    found = pathlib.Path(value).expanduser()
+    if base is not None and not found.is_absolute():
+        found = base / found
+    if found.is_file():
+        return {"offer_files": (found,)}
+    if found.is_dir():
+        files = tuple(sorted(f for f in found.rglob("*") if f.is_file()
+                             and not any(part.startswith(".") for part in f.relative_to(found).parts)))
+        if not files:
+            raise PremisesError(f"{path}: {found} is an empty folder: no OTA files to offer")
+        return {"offer_files": files, "offer_folder": True}
+    raise PremisesError(f"{path}: {value!r} is neither one of {', '.join(OFFERS)} nor an OTA file or folder "
+                        f"({found} does not exist)")
 
 
 def _key_file(value: str, base: pathlib.Path | None, path: str, loader) -> pathlib.Path:

@@ -37,6 +37,7 @@ STEPS = {
     "power_lost": lambda e: ("power cut", e.get("reason", "")),
     "verified": lambda e: ("verify", f"ok, image hash {str(e.get('hash', ''))[:16]}"),
     "verification_failed": lambda e: ("verify", f"refused: {e.get('error')}"),
+    "offer_declined": lambda e: ("declined", f"{e.get('file_version')}: {e.get('reason')}"),
     "alert": lambda e: ("alert", f"{e.get('code')} {ALERT_NAMES.get(e.get('code'), '')}".rstrip()),
     "alert_given_up": lambda e: ("alert given up", f"{e.get('code')} after {e.get('tries')} sends"),
     "cs06": lambda e: ("CS06", "activate now" if not e.get("execution_time")
