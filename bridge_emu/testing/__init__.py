@@ -1,0 +1,182 @@
+"""bridge-emu for your own test suite: emulated bridges and premises a test drives
+on virtual time, with power cuts where it wants them. The pytest plugin
+(bridge_emu.testing.plugin, installed with the package) hands these out as
+fixtures; they work without pytest too.
+
+    from bridge_emu.testing import Premises
+
+    site = Premises.open("ihd")                       # a built-in name, a TOML file or text, or a spec
+    site.advance(30)                                   # 30 s of virtual time
+    site.cut_power("b4", at_op=5)                      # the 5th flash operation from now is cut
+    assert site.run_until_settled()
+    assert site.outcome("b4") == "upgraded"
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+from bridge_emu.core.device import Device
+from bridge_emu.emulator.bridge import Bridge
+from bridge_emu.emulator.factory import factory_program
+from bridge_emu.emulator.profiles import profile
+from bridge_emu.errors import BridgeEmuError
+from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
+from bridge_emu.premises.runner import BridgeSlot, PremisesRun
+from bridge_emu.premises.schema import PremisesSpec, builtin_premises, load_premises, parse_premises
+from bridge_emu.tools.devices import device_report
+
+__all__ = ["Premises", "one_bridge", "flash_file"]
+
+DEFAULT_LIMIT_S = 4 * 3600.0
+
+
+class Premises:
+    """A premises on virtual time: the hub, its bridges, their flash files.
+    Time moves only when the test moves it (advance, run_until_settled)."""
+
+    def __init__(self, spec: PremisesSpec, *, images: ImageSet | None = None, run_dir: pathlib.Path | None = None,
+                 seed: int | None = None, hub: dict | None = None):
+        if hub:
+            spec = dataclasses.replace(spec, hub={**spec.hub, **hub})
+        self.spec = spec
+        self.images = images or ImageSet(DEFAULT_IMAGES)
+        self.run_dir = None if run_dir is None else pathlib.Path(run_dir) / spec.name
+        self.run = PremisesRun(spec, self.images, self.run_dir, seed=seed)
+        self.run.start()
+
+    @classmethod
+    def open(cls, what: str | pathlib.Path | PremisesSpec, **kw) -> Premises:
+        """A built-in premises by name, a TOML file, TOML text, or a PremisesSpec."""
+        if isinstance(what, PremisesSpec):
+            spec = what
+        elif isinstance(what, pathlib.Path) or (isinstance(what, str) and what.endswith(".toml")
+                                                 and "\n" not in what):
+            spec = load_premises(what)
+        elif "\n" in what or "=" in what:
+            spec = parse_premises(what, "premises text")
+        else:
+            built = builtin_premises()
+            if what not in built:
+                raise BridgeEmuError(f"no built-in premises {what!r} (built-in: {', '.join(sorted(built))})")
+            spec = built[what]
+        return cls(spec, **kw)
+
+    # -- time
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the premises was powered."""
+        return self.run.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Run the premises for `seconds` of virtual time (power cuts it names apply)."""
+        if not seconds >= 0:
+            raise ValueError(f"advance by {seconds!r}: want seconds >= 0")
+        self.run.step(self.now + seconds)
+
+    def run_until_settled(self, limit_s: float = DEFAULT_LIMIT_S, slice_s: float = 10.0) -> bool:
+        """Advance until every bridge has settled (upgraded, rolled back, declined,
+        refused, or offered nothing and confirmed), at most limit_s more seconds."""
+        give_up = self.now + limit_s
+        while not self.run.done():
+            if self.now >= give_up:
+                return False
+            self.run.step(min(give_up, self.now + slice_s))
+        return True
+
+    # -- the bridges
+
+    def slot(self, name: str) -> BridgeSlot:
+        for s in self.run.slots:
+            if s.spec.name == name:
+                return s
+        raise KeyError(f"no bridge {name!r} in {self.spec.name} (bridges: "
+                       f"{', '.join(s.spec.name for s in self.run.slots)})")
+
+    def bridge(self, name: str) -> Bridge:
+        return self.slot(name).bridge
+
+    def outcome(self, name: str) -> str:
+        return self.bridge(name).record.outcome
+
+    def version(self, name: str) -> str:
+        """The version the bridge runs now."""
+        m = self.bridge(name).manifest
+        return "" if m is None else str(m.version)
+
+    def events(self, name: str) -> list[dict]:
+        """The bridge's event log, oldest first."""
+        return list(self.bridge(name).events)
+
+    def stall(self, name: str) -> str | None:
+        """Why the bridge has not settled, or None."""
+        return self.run.stall(self.slot(name))
+
+    # -- faults
+
+    def cut_power(self, name: str, *, at_op: int = 1, tear: str = "none", seed: int = 0) -> None:
+        """Cut the bridge's power at its at_op-th flash operation from now (1: the next
+        one), tearing it as `tear` says ("none", "bits", "zeros", ...): a real power
+        cut, decided by the C flash model; the bridge comes back after its off time."""
+        if at_op < 1:
+            raise ValueError(f"at_op {at_op}: want 1 or more")
+        self.bridge(name).cut_power_at_op(at_op, tear, seed)
+
+    def power_off(self, name: str) -> None:
+        """Cut the bridge's power now, between flash operations; it powers on again after its off time."""
+        s = self.slot(name)
+        s.bridge.power_off(self.now)
+        s.driver.poke()
+
+    # -- what a failing test shows
+
+    def report(self, events: int = 30) -> str:
+        """Each bridge's state, outcome and last events, as text."""
+        lines = [f"premises {self.spec.name} at t={self.now:.1f} s virtual"]
+        for s in self.run.slots:
+            b = s.bridge
+            lines.append(f"  {s.spec.name} ({s.spec.type}): {b.phase.value}, runs {self.version(s.spec.name)}, "
+                         f"outcome {b.record.outcome}" + (f"; stalled: {self.stall(s.spec.name)}"
+                                                           if not self.run.settled(s) else ""))
+            for e in b.events[-events:]:
+                lines.append("    " + json.dumps(e, sort_keys=True))
+            try:
+                state = device_report(b.device)       # reads only: looking at a device never changes it
+                lines.append("    flash: " + json.dumps({"state": state["state"], "slots": [
+                    {k: slot[k] for k in ("slot", "image", "valid", "error")} for slot in state["slots"]]}))
+            except BridgeEmuError as e:
+                lines.append(f"    flash: cannot be read ({e})")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        for s in self.run.slots:
+            s.bridge.device.close()
+
+
+def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, **kw) -> Premises:
+    """A premises around one bridge of a type: the bridge and, for a remote type, the B1
+    it reaches the hub through (a B1 gets a B4 beside it); the other is offered nothing."""
+    t = profile(bridge_type.upper()).bridge_type
+    name = name or t.lower()
+    if t == "B1":
+        text = (f'name = "{name}-site"\n[[bridge]]\nname = "{name}"\ntype = "B1"\noffer = "{offer}"\n'
+                '[[bridge]]\nname = "other"\ntype = "B4"\nparent = "' + name + '"\noffer = "none"\n')
+    else:
+        text = (f'name = "{name}-site"\n[[bridge]]\nname = "b1"\ntype = "B1"\noffer = "none"\n'
+                f'[[bridge]]\nname = "{name}"\ntype = "{t}"\nparent = "b1"\noffer = "{offer}"\n'
+                'link = { loss = 0.0 }\n')
+    return Premises(parse_premises(text, f"one {t}"), **kw)
+
+
+def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",
+               images: ImageSet | None = None) -> Device:
+    """A flash file of a factory-fresh bridge of a type, programmed with the image
+    set's image in `role` (current, next or faulty), booted and confirmed."""
+    images = images or ImageSet(DEFAULT_IMAGES)
+    prof = profile(bridge_type.upper())
+    device = Device.create(pathlib.Path(path), prof.geometry, prof.layout(), keys=[images.manufacturer_key],
+                           notes={"type": prof.bridge_type})
+    factory_program(device, images.file(prof.bridge_type, role).read_bytes())
+    return device

@@ -1,0 +1,26 @@
+"""The README's plugin example is run as a user's test file would be, so it
+cannot go stale."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from support.paths import ROOT
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.native
+
+
+def readme_example(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- example: " + re.escape(name) + r" .*?-->\n```python\n(.*?)```", text, re.S)
+    assert found, f"README has no example {name!r}"
+    return found.group(1)
+
+
+def test_the_readme_plugin_example_passes(pytester):
+    code = readme_example("plugin")
+    pytester.makepyfile(test_readme=code)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=code.count("\ndef test_") + code.startswith("def test_"))
