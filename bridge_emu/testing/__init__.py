@@ -124,6 +124,15 @@ class Premises:
             raise ValueError(f"at_op {at_op}: want 1 or more")
         self.bridge(name).cut_power_at_op(at_op, tear, seed)
 
+    def run_with_faults(self, name: str, schedule, limit_s: float = DEFAULT_LIMIT_S) -> bool:
+        """Apply a fault schedule (bridge_emu.strategies.PowerCut records: at a virtual
+        time, a cut at a flash operation count) to one bridge, then run until settled."""
+        for cut in sorted(schedule, key=lambda c: c.at_s):
+            if cut.at_s > self.now:
+                self.advance(cut.at_s - self.now)
+            self.cut_power(name, at_op=cut.at_op, tear=cut.tear, seed=cut.seed)
+        return self.run_until_settled(limit_s)
+
     def power_off(self, name: str) -> None:
         """Cut the bridge's power now, between flash operations; it powers on again after its off time."""
         s = self.slot(name)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
+from bridge_emu import strategies as bs
 from bridge_emu.codec import zcl
 from bridge_emu.codec.zcl import (
     ATTRIBUTE_TYPES,
@@ -29,7 +30,6 @@ from bridge_emu.codec.zcl import (
     ImageNotify,
     ImagePageRequest,
     QueryDeviceSpecificFileRequest,
-    QueryDeviceSpecificFileResponse,
     QueryNextImageRequest,
     QueryNextImageResponse,
     ReadAttributeRecord,
@@ -51,77 +51,16 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 MANY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---------------------------------------------------------------- strategies
+# bridge_emu.strategies: the ones users import (every command, zigpy-compatible values;
+# the lenient block request apart)
 
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 2**64 - 1)
-known_status = st.sampled_from(list(Status))      # zigpy knows every one of these
-other_status = known_status.filter(lambda s: s != Status.SUCCESS)
-block_status = known_status.filter(lambda s: s not in (Status.SUCCESS, Status.WAIT_FOR_DATA))
-
-
-def opt(s):
-    return st.none() | s
-
-
-@st.composite
-def image_notify(draw):
-    n = draw(st.integers(0, 3))
-    values = [draw(u16), draw(u16), draw(u32)][:n]
-    return ImageNotify(draw(u8), *values)
-
-
-def image_available(cls):
-    return (st.builds(cls, st.just(Status.SUCCESS), u16, u16, u32, u32)
-            | st.builds(cls, other_status))
-
-
-value_for = {DataType.UINT8: u8, DataType.UINT16: u16, DataType.UINT32: u32,
-             DataType.ENUM8: u8, DataType.EUI64: u64}
-
-
-@st.composite
-def attribute_record(draw):
-    if draw(st.booleans()):
-        return ReadAttributeRecord(draw(u16), draw(other_status))
-    data_type = draw(st.sampled_from(list(DataType)))
-    return ReadAttributeRecord(draw(u16), Status.SUCCESS, data_type, draw(value_for[data_type]))
-
-
-# Every command, zigpy-compatible values (the lenient block request is apart).
-COMMANDS = {
-    "ImageNotify": image_notify(),
-    "QueryNextImageRequest": st.builds(QueryNextImageRequest, u16, u16, u32, opt(u16)),
-    "QueryNextImageResponse": image_available(QueryNextImageResponse),
-    "ImageBlockRequest": st.builds(ImageBlockRequest, u16, u16, u32, u32, u8, opt(u64), opt(u16)),
-    "ImagePageRequest": st.builds(ImagePageRequest, u16, u16, u32, u32, u8, u16, u16, opt(u64)),
-    "ImageBlockResponse": st.builds(ImageBlockResponse, u16, u16, u32, u32,
-                                    st.binary(max_size=254)),
-    "ImageBlockWait": st.builds(ImageBlockWait, u32, u32, u16),
-    "ImageBlockAbort": st.builds(ImageBlockAbort, block_status),
-    "UpgradeEndRequest": st.builds(UpgradeEndRequest, known_status, u16, u16, u32),
-    "UpgradeEndResponse": st.builds(UpgradeEndResponse, u16, u16, u32, u32, u32),
-    "QueryDeviceSpecificFileRequest": st.builds(QueryDeviceSpecificFileRequest, u64, u16, u16,
-                                                u32, u16),
-    "QueryDeviceSpecificFileResponse": image_available(QueryDeviceSpecificFileResponse),
-    "ReadAttributes": st.builds(ReadAttributes, st.lists(u16, max_size=8)),
-    "ReadAttributesResponse": st.builds(ReadAttributesResponse,
-                                        st.lists(attribute_record(), max_size=6)),
-    "DefaultResponse": st.builds(DefaultResponse, u8, known_status),
-}
-LENIENT_BLOCK_REQUEST = st.builds(ImageBlockRequest, u16, u16, u32, u32, u8, opt(u64),
-                                  st.none(), st.just(True))
+u8, u16, u32, u64 = bs.u8, bs.u16, bs.u32, bs.u64
+known_status, other_status = bs.known_status, bs.other_status
+COMMANDS = bs.zcl_ota_commands()
+LENIENT_BLOCK_REQUEST = bs.LENIENT_BLOCK_REQUEST
 any_command = st.one_of(*COMMANDS.values(), LENIENT_BLOCK_REQUEST)
-
-
-@st.composite
-def frames(draw, commands=any_command):
-    cmd = draw(commands)
-    if cmd.DIRECTION is None:       # global: either direction, may be manufacturer-specific
-        return Frame.of(cmd, draw(u8), direction=draw(st.sampled_from([C2S, S2C])),
-                        manufacturer=draw(opt(u16)), disable_default_response=draw(st.booleans()))
-    return Frame.of(cmd, draw(u8), disable_default_response=draw(st.booleans()))
+frames = bs.zcl_ota_frames
+opt = bs._opt
 
 
 # -------------------------------------------------------------------- zigpy

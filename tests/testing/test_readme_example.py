@@ -1,4 +1,4 @@
-"""The README's plugin example is run as a user's test file would be, so it
+"""The README's plugin and strategies examples, run as a user's test file would be, so they
 cannot go stale."""
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def readme_example(name: str) -> str:
     return found.group(1)
 
 
-def test_the_readme_plugin_example_passes(pytester):
-    code = readme_example("plugin")
+@pytest.mark.parametrize("name", ["plugin", "strategies"])
+def test_the_readme_examples_pass(pytester, name):
+    code = readme_example(name)
     pytester.makepyfile(test_readme=code)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=code.count("\ndef test_") + code.startswith("def test_"))
