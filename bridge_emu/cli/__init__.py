@@ -54,14 +54,46 @@ def _run_dir(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bridge_emu.premises.scenario import maybe_scenario
     from bridge_emu.premises.schema import resolve
 
+    scenarios = [maybe_scenario(p) for p in args.premises]
+    if any(scenarios):
+        if not all(scenarios):
+            raise BridgeEmuError("give scenario files or premises, not both in one run")
+        if args.seeds is not None or args.resume:
+            raise BridgeEmuError("a scenario runs once from the start: no --seeds or --resume")
+        return _run_scenarios(scenarios, args)
     specs = [resolve(p) for p in args.premises]
     if args.seeds is not None:
         if args.resume:
             raise BridgeEmuError("--seeds runs in memory; it cannot go with --resume")
         return _sweep(specs, args)
     return _run_session(specs, args, _run_dir(args))
+
+
+def _run_scenarios(scenarios, args: argparse.Namespace) -> int:
+    from bridge_emu.cli import present
+    from bridge_emu.premises.images import ImageSet
+
+    images = ImageSet(pathlib.Path(args.images))
+    run_dir = _run_dir(args)
+    results = []
+    for sc in scenarios:
+        if args.seed is not None:
+            sc.seed = args.seed
+        results.append(sc.run(images, run_dir))
+    if args.json:
+        print(json.dumps([{"scenario": r.scenario.name, "ok": r.ok, "failures": r.failures, "applied": r.applied,
+                           "bridges": r.rows} for r in results], indent=2))
+    else:
+        con = present.console()
+        for r in results:
+            present.print_scenario(con, r)
+    for r in results:
+        for line in r.failures:
+            print(f"bridge-emu: expectation not met: {line}", file=sys.stderr)
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _sweep(specs, args: argparse.Namespace) -> int:

@@ -198,6 +198,22 @@ def print_sweep(con: Console, result: dict) -> None:
     con.print("every run settled" if result["settled"] else "[red]some runs did not settle[/]")
 
 
+def print_scenario(con: Console, result) -> None:
+    """A scenario's events as applied, its bridges, and each expectation's verdict."""
+    sc = result.scenario
+    con.rule(f"scenario {sc.name} (premises {sc.spec.name})")
+    names = {"power_cut": "power cut", "power_off": "power off", "outage_s": "link outage", "link": "link changed",
+             "offer": "offer changed", "hub_restart": "hub restarted", "clock_jump_s": "hub clock jumped"}
+    for a in result.applied:
+        con.print(f"  t={a['t']:>9.1f} s  {a['bridge'] or 'hub'}: {names.get(a['action'], a['action'])}")
+    premises_tables(con, result.rows)
+    for name in sc.expect:
+        bad = [f for f in result.failures if f.split(": ", 2)[1] == name]
+        con.print(f"  {name}: " + ("[green]as expected[/]" if not bad else "[red]" + "; ".join(
+            f.split(": ", 2)[2] for f in bad) + "[/]"))
+    con.print("[green]all expectations met[/]" if result.ok else "[red]expectations not met[/]")
+
+
 def premises_tables(con: Console, rows: list[dict]) -> None:
     for premises in dict.fromkeys(r["premises"] for r in rows):
         t = Table(title=f"premises {premises}", title_justify="left")

@@ -107,6 +107,7 @@ class Bridge:
         self.record = UpdateRecord(erases_before=device.flash.stats["erases"])
         self.on_network_change = None      # fn(bool): the runner takes the node off the air
         self.on_fast_poll = None           # fn(bool): a sleepy bridge polls fast while replies are due
+        self.on_log = None                 # fn(entry): every event-log entry as it is written (scenarios)
         self._fast = False                 # what on_fast_poll was last told
         self._fast_until = 0.0             # ... and until this time after it joins a network (poll_fast_for)
         self.manifest: FirmwareManifest | None = None
@@ -607,6 +608,8 @@ class Bridge:
     def _log(self, now: float, record: logged.Record) -> None:
         entry = {"t": round(now, 6), "bridge": self.name, "event": record.kind, **vars(record)}
         self.events.append(entry)
+        if self.on_log is not None:
+            self.on_log(entry)
         if self.log_path is not None:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(entry, sort_keys=True) + "\n")

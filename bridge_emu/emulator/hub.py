@@ -68,6 +68,18 @@ class Hub:
         self.signer = signer
         self.counter = counter
 
+    def restart(self) -> None:
+        """The hub restarts and forgets what was in its memory: its OTA sessions, CS06
+        commands awaiting an answer, what it heard from each bridge. Its originator
+        counter is persistent (a GBCS party's counter outlives its restarts)."""
+        self.server.restart()
+        self.outcomes.clear()
+        self.running.clear()
+        self.pending.clear()
+        self._seen.clear()
+        self._answered.clear()
+        self._out.clear()
+
     def pop_outgoing(self):
         # a new list: the server's may be its own (empty) queue, not ours to extend
         out = self.server.pop_outgoing() + self._out

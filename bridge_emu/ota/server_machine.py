@@ -6,6 +6,7 @@ the per-client phases and their table: server_states.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -211,6 +212,19 @@ class OtaServer:
         """Fixed for the server's life: the phase table relies on it (a server
         that refuses pages never has a client PAGING)."""
         return self._policy
+
+    def jump_clock(self, seconds: int) -> None:
+        """The server's real-time clock jumps (an NTP step, a battery-backed RTC
+        reset): the ZigBee UTC it sends from now on moves by `seconds`. Nothing
+        else of the policy changes."""
+        self._policy = dataclasses.replace(self._policy, utc_at_zero=self._policy.utc_at_zero + int(seconds))
+
+    def restart(self) -> None:
+        """A restart of the server (power lost, process restarted): every session,
+        queued frame and timer is forgotten; its images and offers (configuration) stay."""
+        self.clients.clear()
+        self._out.clear()
+        self._later.clear()
 
     # -- Machine
 
