@@ -27,6 +27,9 @@ What there is:
                                  cuts at a flash operation count or a virtual time, torn or clean
     link_conditions()            a premises `link` table: latency, jitter, loss, throughput, payload limit
     premises_documents()         valid premises documents (TOML tables as dicts): parse_document accepts them
+    hostile_plans(manufacturer, image_type, size)
+                                 what a misbehaving OTA client does (bridge_emu.ota.hostile steps), to fuzz a
+                                 server with bridge_emu.testing.fuzz_server
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from bridge_emu.codec.zcl import Direction, Frame, Status
 __all__ = [
     "zcl_ota_commands", "zcl_ota_frames", "zcl_frame_sequences", "mcuboot_images", "McubootImage", "ota_files",
     "OtaFileExample", "ota_file_mutations", "Mutation", "flash_geometries", "layouts", "flash_configs",
-    "power_cuts", "PowerCut", "fault_schedules", "link_conditions", "premises_documents",
+    "power_cuts", "PowerCut", "fault_schedules", "link_conditions", "premises_documents", "hostile_plans",
 ]
 
 u8 = st.integers(0, 0xFF)
@@ -305,3 +308,31 @@ def premises_documents(draw, offers=("next", "faulty", "none")):
            "activation": draw(st.sampled_from(["immediate", "none", "future:60"]))}
     return {"name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True)), "seed": draw(st.integers(0, 999)),
             "hub": hub, "bridge": bridges}
+
+
+# ------------------------------------------------------------------ hostile OTA clients
+
+def hostile_plans(manufacturer: int = 0xBEE0, image_type: int = 0x0B04, size: int = 4096, max_steps: int = 30,
+                  hardware_version: int | None = 0x0401):
+    """A plan for bridge_emu.ota.hostile.HostileClient: a query for the image (so there
+    is a session to abuse), then any of wrong, overlapping and past-the-end offsets,
+    oversize and zero maximum_data_size, pages of odd sizes and spacing, early and
+    repeated Upgrade End, queries for other images, bursts, raw malformed frames,
+    and pauses (an abandoned session is a plan that just stops). Shrinks to the lone query."""
+    from bridge_emu.ota import hostile as h
+    offsets = st.integers(0, size + 256) | st.sampled_from([0, size - 1, size, 0xFFFFFFFF])
+    steps = st.one_of(
+        st.builds(h.Block, offsets, st.integers(0, 255), st.sampled_from([0, 0, 0, 1, -1])),
+        st.builds(h.Page, offsets, st.integers(0, 4096), st.integers(0, 255), st.integers(0, 2000),
+                  st.sampled_from([0, 0, 1])),
+        st.builds(h.End, st.sampled_from([Status.SUCCESS, Status.INVALID_IMAGE, Status.ABORT,
+                                          Status.REQUIRE_MORE_IMAGE, 0x7F]), st.sampled_from([0, 0, 1])),
+        st.builds(h.Query, st.sampled_from([manufacturer, 0xFFFF, 0x1234]),
+                  st.sampled_from([image_type, 0xFFFF, 0x0001]), st.sampled_from([0, 1, 0xFFFFFFFF]),
+                  st.none() | u16),
+        st.builds(h.Raw, st.binary(min_size=0, max_size=12)),
+        st.builds(h.Pause, st.sampled_from([0.5, 5.0, 40.0])),
+    )
+    first = st.builds(h.Query, st.just(manufacturer), st.just(image_type), st.integers(0, 0x00FFFFFF),
+                      st.just(hardware_version))
+    return st.tuples(first, st.lists(steps, max_size=max_steps)).map(lambda t: [t[0], *t[1]])

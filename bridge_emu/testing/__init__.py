@@ -27,7 +27,7 @@ from bridge_emu.premises.runner import BridgeSlot, PremisesRun
 from bridge_emu.premises.schema import PremisesSpec, builtin_premises, load_premises, parse_premises
 from bridge_emu.tools.devices import device_report
 
-__all__ = ["Premises", "one_bridge", "flash_file"]
+__all__ = ["Premises", "one_bridge", "flash_file", "fuzz_server", "ota_server"]
 
 DEFAULT_LIMIT_S = 4 * 3600.0
 
@@ -189,3 +189,36 @@ def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",
                            notes={"type": prof.bridge_type})
     factory_program(device, images.file(prof.bridge_type, role).read_bytes())
     return device
+
+
+def ota_server(files, personality: str = "zigpy"):
+    """bridge-emu's own OTA server (a Machine) serving these OTA files (paths or bytes)
+    with a hub personality: a target for fuzz_server."""
+    from bridge_emu.ota.server import ImageStore, OtaServer, Policy
+    store = ImageStore()
+    for f in files:
+        image = store.add_bytes(f, "<bytes>") if isinstance(f, bytes | bytearray) else store.add_file(f)
+        if image is None:
+            raise BridgeEmuError(f"not an OTA file the server can serve: {store.skipped[-1][1]}")
+    return OtaServer(store, Policy.preset(personality))
+
+
+def fuzz_server(server, plan, *, client_address: int = 0x2B04, latency_s: float = 0.005, gap_s: float = 0.05,
+                settle_s: float = 120.0, seed: int = 0):
+    """Play a hostile client's plan (bridge_emu.ota.hostile) against an OTA server
+    machine on the simulated network (the server at 0x0000, the client one hop away,
+    nothing lost), then let the server settle; the client holds the findings."""
+    from bridge_emu.net.sim import LinkSpec, SimNetwork
+    from bridge_emu.net.transport import Driver
+    from bridge_emu.ota.hostile import HostileClient
+    net = SimNetwork(seed)
+    Driver(server, net.add_node(0x0000, "server"), net.clock).start()
+    client = HostileClient(list(plan), server=0x0000, gap_s=gap_s)
+    transport = net.add_node(client_address, "hostile", parent=0x0000, link=LinkSpec.zigbee(latency_s=latency_s))
+    driver = Driver(client, transport, net.clock)
+    driver.start()
+    driver.poke()
+    while not client.done:
+        net.scheduler.run_until(net.clock.now() + 1.0)
+    net.scheduler.run_until(net.clock.now() + settle_s)
+    return client

@@ -1,4 +1,4 @@
-"""The README's plugin and strategies examples, run as a user's test file would be, so they
+"""The README's examples (plugin, strategies, hostile client), run as a user's test file would be, so they
 cannot go stale."""
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def readme_example(name: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("name", ["plugin", "strategies"])
+@pytest.mark.parametrize("name", ["plugin", "strategies", "hostile"])
 def test_the_readme_examples_pass(pytester, name):
     code = readme_example(name)
     pytester.makepyfile(test_readme=code)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")    # a fresh process, as a user's run is
     result.assert_outcomes(passed=code.count("\ndef test_") + code.startswith("def test_"))
