@@ -124,17 +124,73 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
     images = ImageSet(pathlib.Path(args.images))
     run_dir = _run_dir(args)
 
+    if args.role == "router":
+        if args.protocol != "znp":
+            raise BridgeEmuError("--role router: the router-role virtual dongle speaks znp only (for now)")
+        if not args.bridge:
+            raise BridgeEmuError("--role router needs --bridge NAME: the bridge whose place the dongle takes")
+    elif args.bridge:
+        raise BridgeEmuError("--bridge goes with --role router")
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if args.role == "router":
+            from bridge_emu.dongle.router_rig import serve_router
+            await serve_router(spec, images, args.bridge, listen=args.listen, pty=args.pty, run_dir=run_dir,
+                               resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
+                               announce=lambda line: print(line, flush=True),
+                               warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
+                               stop=stop)
+            return
         await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
                     resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
                     **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
                     announce=lambda line: print(line, flush=True),
                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
                     stop=stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from bridge_emu.dongle.attach import attach
+    from bridge_emu.premises.images import ImageSet
+    from bridge_emu.premises.schema import resolve
+
+    spec = resolve(args.premises)
+    if args.probe:
+        from bridge_emu.dongle.probe import probe_znp
+        from bridge_emu.emulator.profiles import profile
+        bridge = next((b for b in spec.bridges if b.name == args.bridge), None)
+        if bridge is None:
+            raise BridgeEmuError(f"premises {spec.name}: no bridge {args.bridge!r}")
+        report = probe_znp(args.port)
+        for line in report.lines():
+            print(line)
+        role = "end device" if profile(bridge.type).sleepy else "router"
+        if not report.can(role):
+            raise BridgeEmuError(f"{args.port}: this stick cannot join as {role}, which {args.bridge} "
+                                 f"({bridge.type}) needs")
+        print(f"{args.bridge} ({bridge.type}) can be attached through it, as a {role}")
+        return 0
+    images = ImageSet(pathlib.Path(args.images))
+    run_dir = _run_dir(args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await attach(spec, images, args.bridge, args.port, args.protocol, run_dir, args.resume,
+                     announce=lambda line: print(line, flush=True),
+                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True), stop=stop)
 
     asyncio.run(main())
     return 0
@@ -482,7 +538,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "its own")
     g.add_argument("--ezsp-version", type=_int, help="with --protocol ezsp: the EZSP protocol version the NCP "
                    "speaks, 8 to 19 (default 13, EmberZNet 7.4); the host negotiates it at connect")
+    g.add_argument("--role", choices=("coordinator", "router"), default="coordinator",
+                   help="coordinator (default): a host stack's coordinator stick in front of the premises; router: "
+                   "a stick in the place of --bridge NAME that a host (bridge-emu attach) joins to the premises' "
+                   "network as a router or end device (znp)")
+    g.add_argument("--bridge", help="with --role router: the bridge whose place the dongle takes")
     g.set_defaults(func=_cmd_dongle)
+
+    a = sub.add_parser("attach", help="run one bridge of a premises through a serial ZigBee dongle that joins a "
+                       "network as a router (a sleepy bridge: as an end device)")
+    a.add_argument("premises", help="a premises TOML file or built-in name (the bridge's type, keys, name)")
+    a.add_argument("--bridge", required=True, help="the bridge of the premises to run")
+    a.add_argument("--port", required=True, help="the dongle: a pyserial URL (/dev/ttyUSB0, socket://HOST:PORT, "
+                   "rfc2217://HOST:PORT)")
+    a.add_argument("--protocol", choices=("znp",), required=True, help="znp: a TI Z-Stack 3.x stick (MT over UART)")
+    a.add_argument("--dir", default="out/attach", help="where the bridge's flash file and event log are kept")
+    a.add_argument("--no-dir", action="store_true", help="keep the bridge in memory")
+    a.add_argument("--resume", action="store_true", help="go on from the flash file in --dir")
+    a.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
+    a.add_argument("--probe", action="store_true", help="only ask the stick what it is and which roles it can "
+                   "take (reads; writes nothing to it), then exit: 0 if the bridge can be attached through it")
+    a.set_defaults(func=_cmd_attach)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")
     s.add_argument("path", help="a flash file, a device directory, or a run directory")

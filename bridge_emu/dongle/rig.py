@@ -223,9 +223,11 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: str | None, pty: bool,
                 run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
-                stop: asyncio.Event | None = None, speed: float = 1.0, ezsp_version: int = EZSP_DEFAULT) -> None:
+                stop: asyncio.Event | None = None, speed: float = 1.0, ezsp_version: int = EZSP_DEFAULT,
+                make_rig=None) -> None:
     """Run a premises behind a virtual dongle until `stop` is set (or the task is
-    cancelled). announce(line) is told where it listens, first; warn(line) any warning."""
+    cancelled). announce(line) is told where it listens, first; warn(line) any warning.
+    make_rig(link, loop): another rig on the link (router_rig's), instead of the coordinator's."""
     from bridge_emu.net.serial_link import open_pty, serve_tcp
 
     loop = asyncio.get_running_loop()
@@ -242,8 +244,9 @@ async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: 
         if host not in LOOPBACK:
             warn(f"listening on {host}, not loopback: anyone who can reach it controls the emulated devices")
     try:
-        rig = DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume, speed=speed,
-                        ezsp_version=ezsp_version)
+        rig = (make_rig(link, loop) if make_rig is not None else
+               DongleRig(spec, images, protocol, link, run_dir=run_dir, loop=loop, resume=resume, speed=speed,
+                         ezsp_version=ezsp_version))
     except BaseException:
         link.close()
         raise

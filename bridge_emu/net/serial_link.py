@@ -199,6 +199,12 @@ class TcpServerLink(_LinkBase):
             return
         writer.write(data)
 
+    def drop(self) -> None:
+        """End the current host's connection, as a USB unplug ends a port (the
+        listener stays: the host may connect again)."""
+        if self._writer is not None:
+            self._writer.close()
+
     def close(self) -> None:
         self._closed = True
         if self.server is not None:
@@ -312,7 +318,7 @@ class SerialUrlLink(_LinkBase):
             self.loop.call_soon_threadsafe(self._state, True)
             try:
                 while not self._closed.is_set():
-                    data = port.read(max(1, port.in_waiting))
+                    data = self._read(port)
                     if data:
                         self.loop.call_soon_threadsafe(self._deliver, data)
             except (serial.SerialException, OSError, TypeError) as e:   # unplugged mid-read
@@ -325,6 +331,20 @@ class SerialUrlLink(_LinkBase):
                 pass
             if not self._closed.is_set():
                 self.loop.call_soon_threadsafe(self._state, False)
+
+    def _read(self, port: serial.SerialBase) -> bytes:
+        """What has arrived: waits (up to the port's timeout) for a first byte, then
+        takes everything else already there. pyserial's socket:// says only 0 or 1
+        for in_waiting, so there the rest is read without waiting instead: one
+        delivery per burst, not per byte."""
+        data = port.read(max(1, port.in_waiting))
+        if data and self.url.startswith("socket://"):
+            port.timeout = 0
+            try:
+                data += port.read(65536)
+            finally:
+                port.timeout = 0.1
+        return data
 
     def write(self, data: bytes) -> None:
         with self._lock:

@@ -100,9 +100,9 @@ class PremisesRun:
                 path = run_dir / b.name / "flash.bemu"
             notes = {"bridge": b.name, "type": b.type, "premises": spec.name}
             if resume and path is not None and path.exists():
-                device = self._resumed(path, notes)
+                device = self.resumed_device(path, notes)
             else:
-                device = self._factory_new(path, prof, b, images, notes)
+                device = self.factory_device(path, prof, b, images, notes)
             # a real remote party's counter outlives its restarts; this hub's starts
             # above any the resumed bridges have accepted
             self.hub.counter = max(self.hub.counter, device.origin_counter)
@@ -146,7 +146,7 @@ class PremisesRun:
             prof.manufacturer, prof.image_type, -1, prof.hw_version)
 
     @staticmethod
-    def _factory_new(path, prof, b: BridgeSpec, images: ImageSet, notes: dict) -> Device:
+    def factory_device(path, prof, b: BridgeSpec, images: ImageSet, notes: dict) -> Device:
         device = Device.create(path, prof.geometry, prof.layout(), keys=[images.manufacturer_key], notes=notes)
         current = images.file(b.type, "current")
         try:
@@ -157,7 +157,7 @@ class PremisesRun:
         return device
 
     @staticmethod
-    def _resumed(path: pathlib.Path, notes: dict) -> Device:
+    def resumed_device(path: pathlib.Path, notes: dict) -> Device:
         device = Device.open(path)
         held = device.config.notes
         if any(held.get(k) != v for k, v in notes.items()):

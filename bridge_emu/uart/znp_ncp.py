@@ -1,4 +1,5 @@
-"""A virtual TI Z-Stack (ZNP) coordinator dongle, as a sans-I/O machine.
+"""A virtual TI Z-Stack (ZNP) dongle, as a sans-I/O machine: a coordinator, or a
+router / end device that joins a network on its radio side.
 
 The host side is the dongle's UART: MT frames (bridge_emu.codec.mt) in, SRSPs and
 AREQs out, through the ByteMachine methods (receive_bytes / pop_bytes / timer /
@@ -34,6 +35,18 @@ The model:
   waits for); other profiles as AF.IncomingMsg.
 * Joins are accepted while permit-join is open (ZDO.MgmtPermitJoinReq to the
   coordinator or broadcast; the duration runs on the machine's clock).
+* The role is NV item ZCD_NV_LOGICAL_TYPE (0x0087), read when the host starts BDB
+  commissioning: 0 (the factory value) forms or restores a network as above; 1
+  (router) or 2 (end device) joins by network steering (mode 0x02) onto the network
+  the radio side offers (`radio_network`, a JoinableNetwork; None: nothing in range,
+  and steering ends NO_NETWORK after `scan_delay`). A join writes the NIB, key and
+  "on a network" flag to NV as a joined Z-Stack does, then reports
+  ZDO.StateChangeInd JOINED_AS_ROUTER / JOINED_AS_END_DEVICE after `join_delay`;
+  steering again after a reset rejoins the network NV holds if it is still in range.
+  `device_types` is what UTIL.GetDeviceInfo reports the firmware can be (a
+  coordinator-only build: 0x01); steering as a role the build lacks fails.
+  `on_network` says whether the radio is up (joined or started); `reset()` resets
+  the dongle as its reset pin would (RAM state lost, SYS.ResetInd sent).
 
 Not emulated: the radio itself (no energy scans, no MAC or NWK subsystems, no
 routing: ExtRouteChk finds a route to every joined device), Z-Stack 1.2 / 3.0
@@ -62,6 +75,13 @@ RELEASE = (2, 7, 1)
 CODE_REVISION = 20230507
 CAPABILITIES = 0x0659               # SYS AF ZDO UTIL GP APP_CNF
 DEVICE_TYPE_CAPABILITIES = 0x07     # coordinator, router, end device
+
+# ZCD_NV_LOGICAL_TYPE values, and the UTIL.GetDeviceInfo capability bit of each
+COORDINATOR, ROUTER, END_DEVICE = 0, 1, 2
+ROLE_NAMES = {COORDINATOR: "coordinator", ROUTER: "router", END_DEVICE: "end device"}
+JOINED_STATES = {ROUTER: DeviceState.JOINED_AS_ROUTER, END_DEVICE: DeviceState.JOINED_AS_END_DEVICE}
+ON_NETWORK_STATES = frozenset({DeviceState.JOINED_AS_ROUTER, DeviceState.JOINED_AS_END_DEVICE,
+                               DeviceState.STARTED_AS_COORDINATOR})
 
 # -- Z-Stack status codes (only those it answers with) -------------------------------------------------------------
 
@@ -111,6 +131,8 @@ NWK_SEC_MATERIAL_ENTRIES = 4
 APS_LINK_KEY_TABLE_SIZE = 2 + 6 * 16  # u16 count, room for 16 aligned entries
 DEFAULT_CHANNEL_MASK = 0x07FFF800     # channels 11-26
 BDB_MODE_FORMATION = 0x04
+BDB_MODE_STEERING = 0x02
+NWK_NO_ROUTE = 0xCD                   # AF.DataConfirm of a send while off the network
 
 # The network state a ClearState reset forgets (the keys, the NIB, the "on a network" flag).
 _NETWORK_STATE = (OSAL_NIB, OSAL_NWK_ACTIVE_KEY_INFO, OSAL_NWK_ALTERN_KEY_INFO, OSAL_BDBNODEISONANETWORK,
@@ -232,6 +254,18 @@ class NetworkState:
 
 
 @dataclass(frozen=True)
+class JoinableNetwork:
+    """A network in range of a joining dongle's radio, and what its parent hands the joiner."""
+
+    pan_id: int
+    extended_pan_id: int
+    channel: int
+    nwk: int                        # the address the joiner is given
+    parent_nwk: int = 0x0000
+    network_key: bytes = bytes(16)
+
+
+@dataclass(frozen=True)
 class _Endpoint:
     endpoint: int
     profile: int
@@ -242,23 +276,30 @@ class _Endpoint:
 
 
 class ZnpCoordinator:
-    """The dongle: a ByteMachine on its UART side, a sans-I/O radio on the other."""
+    """The dongle: a ByteMachine on its UART side, a sans-I/O radio on the other. It plays
+    the role NV 0x0087 names: coordinator (the factory value), router or end device."""
 
     def __init__(self, ieee: int, nv: Mapping[str, Any] | None = None, *, seed: int = 0,
                  product_id: int = PRODUCT_ID, release: tuple[int, int, int] = RELEASE,
-                 code_revision: int = CODE_REVISION, boot_delay: float = 0.01, formation_delay: float = 0.05):
+                 code_revision: int = CODE_REVISION, boot_delay: float = 0.01, formation_delay: float = 0.05,
+                 device_types: int = DEVICE_TYPE_CAPABILITIES, join_delay: float = 0.05, scan_delay: float = 0.5):
         if not 0 <= ieee < 1 << 64:
             raise ValueError(f"ieee {ieee!r}: want an EUI-64 as an int")
+        if not 0 < device_types <= 0x07:
+            raise ValueError(f"device_types {device_types!r}: want a bitmap of 1 coordinator, 2 router, 4 end device")
         self.hardware_ieee = ieee
+        self.device_types = device_types
+        self.join_delay, self.scan_delay = join_delay, scan_delay
+        self.radio_network: JoinableNetwork | None = None   # what a joining dongle's steering finds
         self.product_id, self.release, self.code_revision = product_id, release, code_revision
         self.boot_delay, self.formation_delay = boot_delay, formation_delay
         self.rng = random.Random(seed)
         self.parser = FrameParser()
         self.stats = {"frames": 0, "undecodable": 0, "unknown_sreqs": 0, "ignored_areqs": 0, "resets": 0,
-                      "formations": 0, "aps_out": 0, "joins_refused": 0}
+                      "formations": 0, "aps_out": 0, "joins_refused": 0, "joins": 0, "steering_failed": 0}
         self._nv: dict[NvKey, bytearray] = {} if nv is None else _load_nv(nv)
         self._out = bytearray()
-        self._later: list[tuple[float, int, Frame]] = []   # AREQs due at a time (a heap)
+        self._later: list[tuple[float, int, Frame | Callable[[float], None]]] = []   # AREQs / steps due (a heap)
         self._order = 0
         self._network_out: list[ApsOut] = []
         self._devices: dict[int, int] = {}                  # ieee -> nwk of the devices joined since boot
@@ -292,7 +333,11 @@ class ZnpCoordinator:
 
     def timer(self, now: float) -> None:
         while self._later and self._later[0][0] <= now:
-            self._send(heapq.heappop(self._later)[2])
+            due = heapq.heappop(self._later)[2]
+            if isinstance(due, Frame):
+                self._send(due)
+            else:
+                due(now)
         if self._permit_until is not None and self._permit_until <= now:
             self._permit_until = None
 
@@ -301,6 +346,25 @@ class ZnpCoordinator:
     def pop_network(self) -> list[ApsOut]:
         out, self._network_out = self._network_out, []
         return out
+
+    @property
+    def logical_type(self) -> int:
+        """ZCD_NV_LOGICAL_TYPE: 0 coordinator, 1 router, 2 end device (what the host wrote)."""
+        value = self._osal_byte(OSAL_LOGICAL_TYPE)
+        return value if value in ROLE_NAMES else COORDINATOR
+
+    @property
+    def state(self) -> DeviceState:
+        return self._state
+
+    @property
+    def on_network(self) -> bool:
+        """The radio is up: joined (router, end device) or started as coordinator."""
+        return self._state in ON_NETWORK_STATES
+
+    def reset(self, now: float) -> None:
+        """The reset pin (or a watchdog): RAM state is lost, NV kept, SYS.ResetInd follows."""
+        self._boot(now)
 
     @property
     def permit_joining(self) -> bool:
@@ -332,7 +396,9 @@ class ZnpCoordinator:
 
     def network_received(self, src_nwk: int, src_ep: int, dst_ep: int, profile: int, cluster: int, payload: bytes,
                          lqi: int, now: float) -> None:
-        """A frame from the network for the host."""
+        """A frame from the network for the host (a joining dongle off the network hears nothing)."""
+        if self.logical_type != COORDINATOR and not self.on_network:
+            return
         payload = bytes(payload)
         if profile == zdo.ZDO_PROFILE and dst_ep == zdo.ZDO_ENDPOINT:
             self._zdo_to_host(src_nwk, cluster, payload, broadcast=False)
@@ -600,9 +666,9 @@ class ZnpCoordinator:
     # UTIL
     def _util_device_info(self, fields: Any, now: float) -> None:
         network = self.network
-        started = self._state == DeviceState.STARTED_AS_COORDINATOR
+        started = self.on_network
         self._reply("UTIL.GetDeviceInfo", status=SUCCESS, ieee=self.ieee,
-                    nwk=network.nwk if network and started else 0xFFFE, device_type=DEVICE_TYPE_CAPABILITIES,
+                    nwk=network.nwk if network and started else 0xFFFE, device_type=self.device_types,
                     device_state=self._state, associated_devices=[])
 
     def _util_led(self, fields: Any, now: float) -> None:
@@ -614,6 +680,9 @@ class ZnpCoordinator:
     # APP_CNF (BDB)
     def _bdb_start(self, fields: Any, now: float) -> None:
         self._reply("APP_CNF.BDBStartCommissioning", status=SUCCESS)
+        if self.logical_type != COORDINATOR:
+            self._bdb_join(fields.mode, now)
+            return
         if not fields.mode & BDB_MODE_FORMATION:
             self._send_at(now, mt.encode_command("APP_CNF.BDBCommissioningNotification",
                                                  status=mt.BdbCommissioningStatus.SUCCESS, mode=fields.mode,
@@ -633,6 +702,68 @@ class ZnpCoordinator:
         self._send_at(due, mt.encode_command("ZDO.StateChangeInd", state=DeviceState.STARTED_AS_COORDINATOR))
         self._send_at(due, mt.encode_command("APP_CNF.BDBCommissioningNotification", status=status,
                                              mode=BDB_MODE_FORMATION, remaining_modes=0))
+
+    def _bdb_join(self, mode: int, now: float) -> None:
+        """BDB commissioning of a router or end device: network steering joins (or rejoins) the network in range."""
+        role = self.logical_type
+
+        def notify(at: float, status: mt.BdbCommissioningStatus, remaining: int = 0) -> None:
+            self._send_at(at, mt.encode_command("APP_CNF.BDBCommissioningNotification", status=status,
+                                                mode=BDB_MODE_STEERING, remaining_modes=remaining))
+        if not mode & BDB_MODE_STEERING:
+            self._send_at(now, mt.encode_command("APP_CNF.BDBCommissioningNotification",
+                                                 status=mt.BdbCommissioningStatus.SUCCESS, mode=mode,
+                                                 remaining_modes=0))
+            return
+        if self.on_network:                        # steering on a network: it is open to others, nothing more
+            notify(now, mt.BdbCommissioningStatus.SUCCESS)
+            return
+        if not self.device_types & (1 << role):    # a build without this role cannot start as it
+            self.stats["steering_failed"] += 1
+            notify(now, mt.BdbCommissioningStatus.FAILURE)
+            return
+        notify(now, mt.BdbCommissioningStatus.IN_PROGRESS, BDB_MODE_STEERING)
+        self._state = DeviceState.DISCOVERING_PANS
+        self._send_at(now, mt.encode_command("ZDO.StateChangeInd", state=DeviceState.DISCOVERING_PANS))
+        target = self.radio_network
+        held = self.network
+        in_range = (target is not None and self._primary_channels & (1 << target.channel)
+                    and (held is None or held.extended_pan_id == target.extended_pan_id))
+        if not in_range:
+            def nothing(at: float) -> None:
+                self.stats["steering_failed"] += 1
+                self._state = DeviceState.INITIALIZED_NOT_CONNECTED
+                self._send(mt.encode_command("ZDO.StateChangeInd", state=DeviceState.INITIALIZED_NOT_CONNECTED))
+                self._send(mt.encode_command("APP_CNF.BDBCommissioningNotification",
+                                             status=mt.BdbCommissioningStatus.NO_NETWORK, mode=BDB_MODE_STEERING,
+                                             remaining_modes=0))
+            self._send_at(now + self.scan_delay, nothing)
+            return
+
+        def joined(at: float) -> None:
+            self._write_joined_network(target, role)
+            self.stats["joins"] += 1
+            self._state = JOINED_STATES[role]
+            self._send(mt.encode_command("ZDO.StateChangeInd", state=DeviceState.JOINING))
+            self._send(mt.encode_command("ZDO.StateChangeInd", state=self._state))
+            self._send(mt.encode_command("APP_CNF.BDBCommissioningNotification",
+                                         status=mt.BdbCommissioningStatus.SUCCESS, mode=BDB_MODE_STEERING,
+                                         remaining_modes=0))
+        self._send_at(now + self.join_delay, joined)
+
+    def _write_joined_network(self, target: JoinableNetwork, role: int) -> None:
+        """What Z-Stack keeps in NV once it has joined (and rejoins from after a reset)."""
+        nib = _default_nib(channel=target.channel, pan_id=target.pan_id, extended_pan_id=target.extended_pan_id,
+                           channel_list=self._primary_channels)
+        nib.update(nwk_dev_address=target.nwk, nwk_coord_address=target.parent_nwk, nwk_is_concentrator=False,
+                   capability_flags=0x8E if role == ROUTER else 0x80, node_depth=1)
+        key_desc = _KEY_DESC.build({"seq": 0, "key": bytes(target.network_key)})
+        for nv_id, value in ((OSAL_NIB, NIB.build(nib)), (OSAL_NWK_ACTIVE_KEY_INFO, key_desc),
+                             (OSAL_BDBNODEISONANETWORK, b"\x01"),
+                             (OSAL_EXTENDED_PAN_ID, target.extended_pan_id.to_bytes(8, "little"))):
+            self._nv[_osal(nv_id)] = bytearray(value)
+        self._nv[(NV_SYS_ZSTACK, NV_ITEM_NWK_SEC_MATERIAL_TABLE, 0)] = bytearray(
+            _SEC_MATERIAL.build({"frame_counter": 0, "extended_pan_id": target.extended_pan_id}))
 
     def _bdb_set_channel(self, fields: Any, now: float) -> None:
         if fields.is_primary:
@@ -680,6 +811,11 @@ class ZnpCoordinator:
             endpoint = self._endpoints.get(fields.src_endpoint)
             profile = endpoint.profile if endpoint is not None else 0x0104
         data = bytes(fields.data)
+        if self.logical_type != COORDINATOR and not self.on_network:
+            if not is_zdo:
+                self._send(mt.encode_command("AF.DataConfirm", status=NWK_NO_ROUTE, endpoint=fields.src_endpoint,
+                                             tsn=fields.tsn))
+            return
         if is_zdo and dst_nwk == self._own_nwk() and group is None:
             self._answer_own_zdo(fields.cluster_id, data)
         else:
@@ -704,7 +840,8 @@ class ZnpCoordinator:
         own = self._own_nwk()
         answer: dict[str, Any] | None = None
         if request.name == "Node_Desc_req":
-            answer = {"status": SUCCESS, "nwk_addr_of_interest": own, "node_descriptor": COORDINATOR_NODE_DESCRIPTOR}
+            descriptor = dict(COORDINATOR_NODE_DESCRIPTOR, logical_type=self.logical_type)
+            answer = {"status": SUCCESS, "nwk_addr_of_interest": own, "node_descriptor": descriptor}
         elif request.name == "Active_EP_req":
             answer = {"status": SUCCESS, "nwk_addr_of_interest": own, "active_ep_list": sorted(self._endpoints)}
         elif request.name == "Simple_Desc_req":
@@ -909,3 +1046,6 @@ _HANDLERS: Mapping[str, _Handler] = {
 
 _SUBSYSTEMS_SERVED = {mt.Subsystem.SYS, mt.Subsystem.UTIL, mt.Subsystem.ZDO, mt.Subsystem.AF, mt.Subsystem.APP_CNF}
 _KNOWN_HEADERS = {(command.subsystem, command.id) for command in mt.COMMANDS.values() if command.name in _HANDLERS}
+
+#: The same machine in either role (ZnpCoordinator is its historical name).
+ZnpDongle = ZnpCoordinator
