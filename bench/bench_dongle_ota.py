@@ -24,29 +24,14 @@ from bridge_emu.dongle.rig import DongleRig
 from bridge_emu.emulator.zigbee_node import eui64
 from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
-from bridge_emu.premises.schema import parse_premises
+from bridge_emu.testing import one_bridge_spec
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 from support.zigpy_host import interviewed, zigpy_image, znp_config  # noqa: E402
 
-PREMISES = """
-name = "bench-ota"
-seed = 5
-[[bridge]]
-name = "b1"
-type = "B1"
-offer = "none"
-[[bridge]]
-name = "b4"
-type = "B4"
-offer = "none"
-parent = "b1"
-link = {{ latency_ms = {latency}, jitter_ms = 0, loss = 0.0, throughput_kbps = 250, payload_limit = 82 }}
-"""
-
 
 def _one(speed: float, latency_ms: float) -> dict:
-    spec = parse_premises(PREMISES.format(latency=latency_ms), "bench-ota")
+    spec = one_bridge_spec("B4", offer="none", link={"latency_ms": latency_ms, "jitter_ms": 0, "throughput_kbps": 250})
     images = ImageSet(DEFAULT_IMAGES)
     data = images.file("B4", "next").read_bytes()
     marks: list[tuple[float, int]] = []

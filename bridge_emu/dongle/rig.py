@@ -149,7 +149,38 @@ class HostPort:
         self.pacer.wake()
 
 
-class DongleRig:
+class PacedRig:
+    """What every rig has: a premises run paced by the wall clock (`run`, `pacer`), an NCP
+    machine (`ncp`) whose NV is kept at `nv_path`, on a byte link (`link`, `stream`)."""
+    nv_path: pathlib.Path | None
+
+    def _load_nv(self):
+        if self.nv_path is None or not self.nv_path.exists():
+            return None
+        try:
+            return json.loads(self.nv_path.read_text())
+        except (OSError, ValueError) as e:
+            raise DongleError(f"{self.nv_path}: cannot read the dongle's saved state ({e})") from None
+
+    def save_nv(self) -> None:
+        if self.nv_path is not None:
+            tmp = self.nv_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.ncp.nv_snapshot()))
+            tmp.replace(self.nv_path)
+
+    def start(self) -> None:
+        self.run.start()
+        self.pacer.start()
+        self.stream.start()
+
+    def stop(self) -> None:
+        self.stream.stop()
+        self.pacer.stop()
+        self.save_nv()
+        self.link.close()
+
+
+class DongleRig(PacedRig):
     """A premises behind a virtual dongle on `link` (serial_link: serve_tcp, open_pty)."""
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, protocol: str, link, *,
@@ -184,30 +215,6 @@ class DongleRig:
         self.stream = StreamDriver(self.port, link, self.clock)
         self.coordinator.stream = self.stream
 
-    def _load_nv(self):
-        if self.nv_path is None or not self.nv_path.exists():
-            return None
-        try:
-            return json.loads(self.nv_path.read_text())
-        except (OSError, ValueError) as e:
-            raise DongleError(f"{self.nv_path}: cannot read the dongle's saved state ({e})") from None
-
-    def save_nv(self) -> None:
-        if self.nv_path is not None:
-            tmp = self.nv_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.ncp.nv_snapshot()))
-            tmp.replace(self.nv_path)
-
-    def start(self) -> None:
-        self.run.start()
-        self.pacer.start()
-        self.stream.start()
-
-    def stop(self) -> None:
-        self.stream.stop()
-        self.pacer.stop()
-        self.save_nv()
-        self.link.close()
 
 
 def parse_listen(text: str) -> tuple[str, int]:

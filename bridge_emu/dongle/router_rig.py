@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import pathlib
 
 from bridge_emu.codec import zdo
-from bridge_emu.dongle.rig import MAX_SPEED, MIN_SPEED, DongleError, HostPort, serve
+from bridge_emu.dongle.rig import MAX_SPEED, MIN_SPEED, DongleError, HostPort, PacedRig, serve
 from bridge_emu.emulator.hub import HUB
 from bridge_emu.emulator.zigbee_node import HA_PROFILE, eui64
 from bridge_emu.net.asyncio_clock import AsyncioClock
@@ -109,7 +108,7 @@ class RadioNode:
                 self.transport.poll_interval_s = interval
 
 
-class RouterDongleRig:
+class RouterDongleRig(PacedRig):
     """A premises whose bridge `bridge` is a virtual ZNP dongle on `link` (serve_tcp, open_pty)."""
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, link, bridge: str, *, protocol: str = "znp",
@@ -141,30 +140,6 @@ class RouterDongleRig:
         self.stream = StreamDriver(self.port, link, self.clock)
         self.radio.stream = self.stream
 
-    def _load_nv(self):
-        if self.nv_path is None or not self.nv_path.exists():
-            return None
-        try:
-            return json.loads(self.nv_path.read_text())
-        except (OSError, ValueError) as e:
-            raise DongleError(f"{self.nv_path}: cannot read the dongle's saved state ({e})") from None
-
-    def save_nv(self) -> None:
-        if self.nv_path is not None:
-            tmp = self.nv_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.ncp.nv_snapshot()))
-            tmp.replace(self.nv_path)
-
-    def start(self) -> None:
-        self.run.start()
-        self.pacer.start()
-        self.stream.start()
-
-    def stop(self) -> None:
-        self.stream.stop()
-        self.pacer.stop()
-        self.save_nv()
-        self.link.close()
 
     # -- what a test does to a real dongle
 

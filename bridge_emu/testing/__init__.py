@@ -24,10 +24,10 @@ from bridge_emu.emulator.profiles import profile
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
 from bridge_emu.premises.runner import BridgeSlot, PremisesRun
-from bridge_emu.premises.schema import PremisesSpec, builtin_premises, load_premises, parse_premises
+from bridge_emu.premises.schema import PremisesSpec, builtin_premises, load_premises, parse_document, parse_premises
 from bridge_emu.tools.devices import device_report
 
-__all__ = ["Premises", "one_bridge", "flash_file", "fuzz_server", "ota_server"]
+__all__ = ["Premises", "one_bridge", "one_bridge_spec", "flash_file", "fuzz_server", "ota_server"]
 
 DEFAULT_LIMIT_S = 4 * 3600.0
 
@@ -164,19 +164,27 @@ class Premises:
             s.bridge.device.close()
 
 
-def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, **kw) -> Premises:
+def one_bridge_spec(bridge_type: str, *, offer: str = "next", name: str | None = None,
+                    link: dict | None = None, hub: dict | None = None) -> PremisesSpec:
     """A premises around one bridge of a type: the bridge and, for a remote type, the B1
-    it reaches the hub through (a B1 gets a B4 beside it); the other is offered nothing."""
+    it reaches the hub through (a B1 gets a B4 beside it); the other is offered nothing.
+    The remote's link loses nothing unless `link` says otherwise (a premises link table)."""
     t = profile(bridge_type.upper()).bridge_type
     name = name or t.lower()
+    remote_link = {"loss": 0.0, **(link or {})}
     if t == "B1":
-        text = (f'name = "{name}-site"\n[[bridge]]\nname = "{name}"\ntype = "B1"\noffer = "{offer}"\n'
-                '[[bridge]]\nname = "other"\ntype = "B4"\nparent = "' + name + '"\noffer = "none"\n')
+        bridges = [{"name": name, "type": "B1", "offer": offer},
+                   {"name": "other", "type": "B4", "parent": name, "offer": "none", "link": remote_link}]
     else:
-        text = (f'name = "{name}-site"\n[[bridge]]\nname = "b1"\ntype = "B1"\noffer = "none"\n'
-                f'[[bridge]]\nname = "{name}"\ntype = "{t}"\nparent = "b1"\noffer = "{offer}"\n'
-                'link = { loss = 0.0 }\n')
-    return Premises(parse_premises(text, f"one {t}"), **kw)
+        bridges = [{"name": "b1", "type": "B1", "offer": "none"},
+                   {"name": name, "type": t, "parent": "b1", "offer": offer, "link": remote_link}]
+    doc = {"name": f"{name}-site", "bridge": bridges, **({"hub": hub} if hub else {})}
+    return parse_document(doc, f"one {t}")
+
+
+def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, **kw) -> Premises:
+    """A Premises of one_bridge_spec (keywords as Premises takes them)."""
+    return Premises(one_bridge_spec(bridge_type, offer=offer, name=name), **kw)
 
 
 def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",

@@ -21,24 +21,12 @@ from bridge_emu.dongle.attach import attach
 from bridge_emu.dongle.router_rig import RouterDongleRig
 from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import ImageSet
-from bridge_emu.premises.schema import parse_premises
+from bridge_emu.testing import one_bridge_spec
 from support.paths import IMAGES
 
 pytestmark = pytest.mark.native
 
-SPEC = parse_premises("""
-name = "attach-b4"
-description = "b4 is emulated on a host, its radio a ZNP stick joined as a router"
-[[bridge]]
-name = "b1"
-type = "B1"
-offer = "none"
-[[bridge]]
-name = "b4"
-type = "B4"
-parent = "b1"
-link = { loss = 0 }
-""")
+SPEC = one_bridge_spec("B4")
 SPEED = 30.0
 LIMIT_S = 50.0        # wall-clock bound of one run (a full one takes some 25-30 s)
 
@@ -99,7 +87,7 @@ def test_a_bridge_attached_through_a_router_dongle_takes_its_update_from_the_pre
     assert any(e["event"] == "cs06" for e in a.bridge.events)
     assert rig.run.server.clients[rig.slot.address].blocks_served >= record.download_bytes // 64
     # the flash file under DIR/PREMISES/BRIDGE boots the new image, confirmed: nothing to install or revert
-    version, confirmed, actions = boot_the_flash_file(tmp_path / "host" / "attach-b4" / "b4" / "flash.bemu")
+    version, confirmed, actions = boot_the_flash_file(tmp_path / "host" / SPEC.name / "b4" / "flash.bemu")
     assert (version.split("+")[0], confirmed, actions) == (want, True, ())
     assert any("joined as router 0x0002" in line for line in lines)
 
@@ -176,18 +164,7 @@ def test_what_cannot_be_attached_is_a_one_line_error(tmp_path):
 
 
 def test_a_sleepy_bridge_makes_the_stick_an_end_device_and_its_download_starts(tmp_path):
-    spec = parse_premises("""
-name = "attach-b3"
-[[bridge]]
-name = "b1"
-type = "B1"
-offer = "none"
-[[bridge]]
-name = "b3"
-type = "B3"
-parent = "b1"
-link = { loss = 0 }
-""")
+    spec = one_bridge_spec("B3")
     images = ImageSet(IMAGES)
 
     async def main():

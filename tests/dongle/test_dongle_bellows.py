@@ -23,26 +23,13 @@ from bridge_emu.dongle.rig import DongleRig
 from bridge_emu.emulator.zigbee_node import eui64
 from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import ImageSet
-from bridge_emu.premises.schema import builtin_premises, parse_premises
+from bridge_emu.premises.schema import builtin_premises
+from bridge_emu.testing import one_bridge_spec
 from support.paths import IMAGES
 from support.zigpy_host import interviewed, zigpy_image
 
 pytestmark = pytest.mark.native
 
-B4_BEHIND_B1 = """
-name = "ota-b4"
-seed = 5
-[[bridge]]
-name = "b1"
-type = "B1"
-offer = "none"
-[[bridge]]
-name = "b4"
-type = "B4"
-offer = "none"
-parent = "b1"
-link = { latency_ms = 5, jitter_ms = 1, loss = 0.0, throughput_kbps = 250, payload_limit = 82 }
-"""
 # The update's 2,417 blocks of 50 bytes each cross the hub's hop and B1's; at the wall
 # clock's pace that is some 80 s, so the premises runs 8 times faster (the host does not).
 OTA_SPEED = 8.0
@@ -122,7 +109,7 @@ def test_a_sleepy_bridge_joins_and_passes_the_interview_too(tmp_path):
 
 
 def test_bellows_updates_a_bridge_and_reads_back_the_new_version(tmp_path):
-    spec = parse_premises(B4_BEHIND_B1, "ota-b4")
+    spec = one_bridge_spec("B4", offer="none", link={"latency_ms": 5, "jitter_ms": 1, "throughput_kbps": 250})
     images = ImageSet(IMAGES)
     data = images.file("B4", "next").read_bytes()
     progress: list[int] = []

@@ -24,31 +24,17 @@ from bridge_emu.dongle.rig import DongleRig
 from bridge_emu.emulator.zigbee_node import eui64
 from bridge_emu.net.serial_link import serve_tcp
 from bridge_emu.premises.images import ImageSet
-from bridge_emu.premises.schema import parse_premises
+from bridge_emu.testing import one_bridge_spec
 from support.paths import IMAGES
 from support.zigpy_host import interviewed, zigpy_image, znp_config
 
 pytestmark = pytest.mark.native
 SPEED = 8.0
 
-B4_BEHIND_B1 = """
-name = "ota-b4"
-seed = 5
-[[bridge]]
-name = "b1"
-type = "B1"
-offer = "none"
-[[bridge]]
-name = "b4"
-type = "B4"
-offer = "none"
-parent = "b1"
-link = { latency_ms = 5, jitter_ms = 1, loss = 0.0, throughput_kbps = 250, payload_limit = 82 }
-"""
 
 
 def run_update(tmp_path, offer: str):
-    spec = parse_premises(B4_BEHIND_B1, "ota-b4")
+    spec = one_bridge_spec("B4", offer="none", link={"latency_ms": 5, "jitter_ms": 1, "throughput_kbps": 250})
     images = ImageSet(IMAGES)
     data = images.file("B4", offer).read_bytes()
     with pytest.raises(ValueError):
