@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.net.sim import LinkSpec
+from bridge_emu.ota.image_store import ImageStore
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.report import bridge_rows
 from bridge_emu.premises.runner import PremisesRun
@@ -342,6 +343,10 @@ def _event(e: dict, path: str, names: list[str], base: pathlib.Path | None) -> E
             file = pathlib.Path(arg) if base is None or pathlib.Path(arg).is_absolute() else base / arg
             if not file.is_file():
                 raise PremisesError(f"{path}.offer: {arg!r} is neither one of {', '.join(OFFERS)} nor a file")
+            store = ImageStore()
+            if store.add_file(file) is None:
+                raise PremisesError(f"{path}.offer: {file}: not an OTA file the hub can serve "
+                                    f"({store.skipped[-1][1]})")
             arg = str(file)
     return Event(bridge, when, value, action, arg)
 

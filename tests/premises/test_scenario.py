@@ -156,12 +156,14 @@ def test_the_python_api_is_the_same():
     ('premises = "ihd"\n[[event]]\nat_s = 1\nbridge = "b4"\nlink = { loss = 2.0 }', ".link:"),
     ('premises = "ihd"\n[[event]]\nat_s = 1\nbridge = "b4"\noffer = "nofile.zigbee"', "neither one of"),
     ('premises = "ihd"\n[expect.b9]\noutcome = "upgraded"', "no bridge 'b9'"),
+    ('premises = "ihd"\n[[event]]\nat_s = 1\nbridge = "b4"\noffer = "junk.bin"', "not an OTA file the hub can serve"),
     ('premises = "ihd"\n[expect.b4]\nwhen = 1', "want a table of alerts"),
     ('premises = "ihd"\nlimit_s = -1', "limit_s"),
 ])
 def test_a_bad_scenario_is_one_line(capsys, tmp_path, doc, says):
     path = tmp_path / "bad.toml"
     path.write_text(doc + "\n")
+    (tmp_path / "junk.bin").write_bytes(b"not an OTA file")
     rc = cli.main(["run", str(path), "--no-dir"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and says in err, err
