@@ -83,6 +83,7 @@ class PremisesRun:
         names = {b.name: i + 1 for i, b in enumerate(spec.bridges)}
         cfg = bridge_config or BridgeConfig(utc0=policy.utc(0.0))
         self.slots: list[BridgeSlot] = []
+        self.replaced: dict[str, BridgeSlot] = {}      # bridges whose node another machine took (replace_bridge)
         for b in spec.bridges:
             prof = profile(b.type)
             addr = names[b.name]
@@ -267,7 +268,7 @@ class PremisesRun:
         slot.driver.stop()
         slot.bridge.on_network_change = slot.bridge.on_fast_poll = None
         self.slots.remove(slot)
-        self.replaced = {**getattr(self, "replaced", {}), name: slot}
+        self.replaced[name] = slot
         slot.driver = Driver(machine, slot.transport, self.clock)
         slot.driver.start()
         return slot.driver
