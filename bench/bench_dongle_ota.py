@@ -5,7 +5,7 @@ by DongleRig. Timed from the first block zigpy sends to the last, in wall
 seconds: blocks per second through zigpy, its radio library, the MT codec and
 virtual ZNP NCP, the simulated network, the bridge's OTA client and its C flash.
 
-Two runs: `machinery` at speed 100 on a link with no latency (what the software
+Two runs: `machinery` at speed 100 with no latency on the B1-B4 link (what the software
 path costs, the radio model out of the way), and `modelled` at speed 1 on the
 same premises with 5 ms links (what a real-time download through the rig
 takes; the modelled radio dominates it).

@@ -58,7 +58,8 @@ other_status = known_status.filter(lambda s: s != Status.SUCCESS)
 block_status = known_status.filter(lambda s: s not in (Status.SUCCESS, Status.WAIT_FOR_DATA))
 
 
-def _opt(s):
+def optional(s):
+    """The strategy's values, or None (an optional ZCL field left out)."""
     return st.none() | s
 
 
@@ -92,10 +93,10 @@ def zcl_ota_commands() -> dict[str, st.SearchStrategy]:
     uses), by class name. Values are any the wire format carries."""
     return {
         "ImageNotify": _image_notify(),
-        "QueryNextImageRequest": st.builds(zcl.QueryNextImageRequest, u16, u16, u32, _opt(u16)),
+        "QueryNextImageRequest": st.builds(zcl.QueryNextImageRequest, u16, u16, u32, optional(u16)),
         "QueryNextImageResponse": _image_available(zcl.QueryNextImageResponse),
-        "ImageBlockRequest": st.builds(zcl.ImageBlockRequest, u16, u16, u32, u32, u8, _opt(u64), _opt(u16)),
-        "ImagePageRequest": st.builds(zcl.ImagePageRequest, u16, u16, u32, u32, u8, u16, u16, _opt(u64)),
+        "ImageBlockRequest": st.builds(zcl.ImageBlockRequest, u16, u16, u32, u32, u8, optional(u64), optional(u16)),
+        "ImagePageRequest": st.builds(zcl.ImagePageRequest, u16, u16, u32, u32, u8, u16, u16, optional(u64)),
         "ImageBlockResponse": st.builds(zcl.ImageBlockResponse, u16, u16, u32, u32, st.binary(max_size=254)),
         "ImageBlockWait": st.builds(zcl.ImageBlockWait, u32, u32, u16),
         "ImageBlockAbort": st.builds(zcl.ImageBlockAbort, block_status),
@@ -110,7 +111,8 @@ def zcl_ota_commands() -> dict[str, st.SearchStrategy]:
 
 
 # the Image Block Request with the minimum-block-period bit set and the field missing, as lenient servers take it
-LENIENT_BLOCK_REQUEST = st.builds(zcl.ImageBlockRequest, u16, u16, u32, u32, u8, _opt(u64), st.none(), st.just(True))
+LENIENT_BLOCK_REQUEST = st.builds(zcl.ImageBlockRequest, u16, u16, u32, u32, u8, optional(u64), st.none(),
+                                  st.just(True))
 
 
 def _any_command():
@@ -124,7 +126,7 @@ def zcl_ota_frames(draw, commands: st.SearchStrategy | None = None) -> Frame:
     cmd = draw(commands if commands is not None else _any_command())
     if cmd.DIRECTION is None:
         return Frame.of(cmd, draw(u8), direction=draw(st.sampled_from(list(Direction))),
-                        manufacturer=draw(_opt(u16)), disable_default_response=draw(st.booleans()))
+                        manufacturer=draw(optional(u16)), disable_default_response=draw(st.booleans()))
     return Frame.of(cmd, draw(u8), disable_default_response=draw(st.booleans()))
 
 

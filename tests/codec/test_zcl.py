@@ -60,7 +60,7 @@ COMMANDS = bs.zcl_ota_commands()
 LENIENT_BLOCK_REQUEST = bs.LENIENT_BLOCK_REQUEST
 any_command = st.one_of(*COMMANDS.values(), LENIENT_BLOCK_REQUEST)
 frames = bs.zcl_ota_frames
-opt = bs._opt
+opt = bs.optional
 
 
 # -------------------------------------------------------------------- zigpy
