@@ -80,7 +80,8 @@ class Device:
                keys: list[PublicKeyLike] = (), notes: dict | None = None,
                crypto: HostCrypto | None = None) -> Device:
         """A factory-fresh device (erased flash) with `keys` provisioned in OTP.
-        path None keeps the flash in memory."""
+        path None keeps the flash in memory (copy-on-write over a shared blank
+        image of the config: Flash.in_memory)."""
         config = DeviceConfig(geometry, layout, notes or {})
         flash = Flash.in_memory(config) if path is None else Flash.create(path, config)
         for k in keys:
@@ -147,6 +148,16 @@ class Device:
         out = ffi.new("uint32_t *")
         check(lib.be_dl_resume(self.ctx, out), "download resume")
         return int(out[0])
+
+    def prepare_download(self, max_erases: int = 1) -> bool:
+        """While a download is held and an image runs: erase up to max_erases
+        sectors (0: only look) of the area the install will save the running
+        image into (copy-swap, when the download slot has room past the blob),
+        so that the boot that installs it has fewer erases to do. True while
+        some of that area is not yet erased. The boot checks it again."""
+        left = ffi.new("uint32_t *")
+        check(lib.be_dl_prepare(self.ctx, max_erases, left), "prepare the install's save area")
+        return bool(left[0])
 
     def mark_pending(self, permanent: bool = False) -> ImageInfo:
         info = ffi.new("be_image_info_t *")

@@ -12,10 +12,18 @@ memory-mapped file on disk (the "flash file"). It holds, at fixed offsets:
 Only the C flash model writes the counters, OTP and flash after creation, so
 killing the process that holds the mapping is a real power cut: the file holds
 exactly what the flash held, including a half-done memcpy.
+
+In memory, a device's buffer is a private copy-on-write mapping of a shared,
+sealed base image (a Base): a factory-fresh chip of its config, or a
+factory-programmed one (emulator/factory.py). Its pages are shared with every
+other device of that base until the C model writes one, so a device costs
+the memory of the pages it has written, and no device sees another's writes.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import json
 import mmap
 import os
@@ -238,6 +246,60 @@ def check_config(config: DeviceConfig, where: str) -> None:
                               "expected true or false")
 
 
+class Base:
+    """A read-only device image that in-memory devices map copy-on-write.
+
+    Held in an anonymous memory file (memfd), sealed against writes, growth and
+    shrinking once filled: no process can change it, so every device mapped
+    over it starts from exactly these bytes, and what a device writes stays in
+    its own private pages (mmap MAP_PRIVATE)."""
+
+    def __init__(self, data):
+        self.size = len(data)
+        self.digest = hashlib.sha256(data).digest()
+        fd = os.memfd_create("bridge-emu-base", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            view, done = memoryview(data), 0
+            while done < self.size:
+                done += os.write(fd, view[done:])
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK
+                        | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def map(self) -> mmap.mmap:
+        """A private copy-on-write view of the base: writes stay in it."""
+        return mmap.mmap(self._fd, self.size, flags=mmap.MAP_PRIVATE,
+                         prot=mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def read(self) -> bytes:
+        """The base's bytes, read from its memory file."""
+        return os.pread(self._fd, self.size, 0)
+
+    def __del__(self):
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)         # mappings made from it stay valid
+
+
+_COW = hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")
+_BASES: dict[tuple, Base] = {}          # by key: ("blank", config JSON), the factory's keys, ...
+MAX_BASES = 64                          # the least recently used is dropped beyond this (its devices keep it mapped)
+
+
+def cached_base(key: tuple, make) -> Base:
+    """The Base stored under key, made with make() (a buffer) if there is none."""
+    base = _BASES.pop(key, None)
+    if base is None:
+        base = Base(make())
+    _BASES[key] = base                  # most recently used last
+    while len(_BASES) > MAX_BASES:
+        del _BASES[next(iter(_BASES))]
+    return base
+
+
 def _offsets(geometry: Geometry) -> tuple[int, int, int]:
     otp_off = _align(COUNTS_OFF + 4 * geometry.n_sectors)
     flash_off = _align(otp_off + OTP_SIZE)
@@ -257,6 +319,7 @@ class Flash:
         self.path = path
         self._file = _file
         self.read_only = False
+        self.base: Base | None = None   # in memory: the image it was mapped from
         self._buf = buf
         self._otp_off, self._flash_off, total = _offsets(self.geometry)
         if len(buf) < total:
@@ -281,8 +344,38 @@ class Flash:
         return buf
 
     @classmethod
-    def in_memory(cls, config: DeviceConfig) -> Flash:
-        return cls(cls._image(config), config)
+    def in_memory(cls, config: DeviceConfig, base: Base | None = None) -> Flash:
+        """A device kept in memory: factory-fresh (erased), or a copy of base.
+        Copy-on-write over a shared base where the platform allows (Linux
+        memfd), else a private bytearray; the two behave the same."""
+        if base is None:
+            if not _COW:
+                return cls(cls._image(config), config)
+            base = cached_base(("blank", json.dumps(config.to_json(), sort_keys=True)),
+                               lambda: cls._image(config))
+        if base.size != _offsets(config.geometry)[2]:
+            raise DeviceFileError(f"a base of {base.size} bytes for a device of "
+                                  f"{_offsets(config.geometry)[2]}")
+        flash = cls(base.map() if _COW else bytearray(base.read()), config)
+        flash.base = base
+        return flash
+
+    def digest(self) -> bytes:
+        """SHA-256 of the whole persistent state (not through the model: no counters move)."""
+        return hashlib.sha256(self._buf).digest()
+
+    def adopt(self, base: Base) -> None:
+        """Become a copy of base (an in-memory device only): what programming
+        the chip to exactly that image would leave. Powers the chip on."""
+        if self.path is not None:
+            raise DeviceFileError(f"{self.path}: a device file is not rebased")
+        if base.size != len(self._buf):
+            raise DeviceFileError(f"a base of {base.size} bytes for a device of {len(self._buf)}")
+        self._cbuf = None
+        self._buf = base.map() if _COW else bytearray(base.read())
+        self._cbuf = ffi.from_buffer(self._buf)
+        self.base = base
+        self.power_on()
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: DeviceConfig) -> Flash:

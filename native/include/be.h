@@ -333,6 +333,9 @@ typedef struct be_device {
     uint8_t tail[16];
     uint32_t tail_addr;         /* flash address of that unit */
     uint32_t tail_fill;         /* bytes of it known, from its start (0: none waiting) */
+    /* be_dl_prepare: bytes from the save area's start known to read erased
+     * (RAM only: lost with power, and then checked again) */
+    uint32_t prep_done;
 } be_device_t;
 
 /* Reads the state log; no flash writes. crypto may be NULL for a device that
@@ -362,6 +365,15 @@ int32_t be_dl_resume(be_device_t *d, uint32_t *offset);
 int32_t be_dl_addr(const be_device_t *d, uint32_t *addr);
 /* Validate the downloaded image and ask the next boot to install it. */
 int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info);
+/* While a download is held (downloading or pending) and an image runs: erase
+ * up to max_erases sectors (0: only look) of the area the boot that installs
+ * the download will save the running image into, so that this boot has fewer
+ * erases to do. Copy-swap only, and only when the download slot has room for
+ * the whole running image past the blob; for bank-switch there is no such
+ * area. *left = 1 while part of the area does not read erased. It only ever
+ * saves work: the boot checks every sector reads erased before it uses it,
+ * and erases it if not. */
+int32_t be_dl_prepare(be_device_t *d, uint32_t max_erases, uint32_t *left);
 /* Drop a download or pending image. */
 int32_t be_dl_discard(be_device_t *d);
 /* Validate the image in a slot as the bootloader would (inspection only). */

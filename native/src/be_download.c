@@ -10,6 +10,13 @@
  * padded with 0xFF. Such writes must come in order. After a power cut the
  * waiting bytes are gone, and a download resumes at a sector start it erases
  * (be_dl_resume): a unit a cut tore cannot be programmed again.
+ *
+ * While a download is held, be_dl_prepare erases ahead of the install the
+ * area the mode will save the running image into (copy-swap with room past
+ * the blob). No record describes that area in these states: the newest record
+ * is DOWNLOADING or PENDING, the running image is in the primary, and the
+ * rescue boots only the primary. So a cut in it, torn erase included, leaves
+ * the state as it was; the boot checks the area reads erased before use.
  */
 #include <string.h>
 
@@ -70,6 +77,7 @@ int32_t be_dl_begin(be_device_t *d, uint32_t blob_size, uint32_t image_offset)
     }
     uint32_t start = be_slot_image_addr(d, slot) - image_offset;
     d->tail_fill = 0;
+    d->prep_done = 0;
     rc = be_range_erase(d->flash, start, blob_size);
     if (rc != BE_OK) {
         return rc;
@@ -352,6 +360,47 @@ int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *inf
     r.state = BE_ST_PENDING;
     r.flags = permanent != 0 ? BE_F_PERMANENT : 0;
     return be_log_append(d, &r);
+}
+
+int32_t be_dl_prepare(be_device_t *d, uint32_t max_erases, uint32_t *left)
+{
+    uint32_t addr, len, erased = 0;
+    if (d == NULL || left == NULL) {
+        return BE_ERR_ARG;
+    }
+    *left = 0;
+    if (!downloading(d) || d->running == 0) {
+        return BE_ERR_STATE;
+    }
+    int32_t rc = be_mode_of(d)->save_area(d, d->run_info.total_size, &addr, &len);
+    if (rc != BE_OK) {
+        return rc;
+    }
+    uint32_t pos = d->prep_done < len ? d->prep_done : len;
+    while (pos < len) {
+        uint32_t start, size;
+        rc = be_flash_sector(d->flash, addr + pos, NULL, &start, &size);
+        if (rc == BE_OK) {
+            rc = be_flash_is_erased(d->flash, start, size);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 0) {
+            if (erased == max_erases) {
+                *left = 1;
+                break;
+            }
+            rc = be_flash_erase(d->flash, start);
+            if (rc != BE_OK) {
+                return rc;
+            }
+            erased++;
+        }
+        pos = start + size - addr;
+    }
+    d->prep_done = pos;
+    return BE_OK;
 }
 
 int32_t be_dl_discard(be_device_t *d)

@@ -98,6 +98,16 @@ static int32_t bs_nothing_to_resume(be_device_t *d, be_boot_result_t *res)
     return BE_STEP_RUN_CONFIRMED;
 }
 
+/* Nothing is saved: the old bank stays where it is. */
+static int32_t bs_save_area(const be_device_t *d, uint32_t old_size, uint32_t *addr, uint32_t *len)
+{
+    (void)d;
+    (void)old_size;
+    *addr = 0;
+    *len = 0;
+    return BE_OK;
+}
+
 /* The old bank was never touched: confirming it again is the whole revert. */
 static int32_t bs_abandon_trial(be_device_t *d)
 {
@@ -115,5 +125,6 @@ const be_mode_ops_t be_mode_bank_switch = {
     .revert = bs_nothing_to_resume,
     .abandon_trial = bs_abandon_trial,
     .record_fits = bs_record_fits,
+    .save_area = bs_save_area,
     .n_bootable = 2, /* either bank */
 };

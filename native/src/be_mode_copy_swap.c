@@ -109,7 +109,9 @@ static int32_t cs_accept(be_device_t *d, be_boot_result_t *res, const be_image_i
     r.state = BE_ST_SWAPPING;
     /* with no valid image to fall back on, a trial could only end in a brick */
     r.flags = cur != NULL ? (d->rec.flags & BE_F_PERMANENT) : BE_F_PERMANENT;
-    int32_t rc = be_plan_write(d, cur != NULL ? cur->total_size : 0, cand->total_size, &r);
+    uint32_t old_size = cur != NULL ? cur->total_size : 0;
+    uint32_t base = be_swap_save_base(d, old_size, d->rec.size, d->rec.offset);
+    int32_t rc = be_plan_write(d, old_size, cand->total_size, base, &r);
     if (rc == BE_OK) {
         rc = be_log_append(d, &r);
     }
@@ -149,6 +151,12 @@ static int32_t cs_revert(be_device_t *d, be_boot_result_t *res)
     return rc != BE_OK ? rc : BE_STEP_AGAIN;
 }
 
+/* Where the install will save the running image, erasable ahead of it. */
+static int32_t cs_save_area(const be_device_t *d, uint32_t old_size, uint32_t *addr, uint32_t *len)
+{
+    return be_swap_save_area(d, old_size, d->rec.size, d->rec.offset, addr, len);
+}
+
 /* The plan that installed the trial image also restores the previous one. */
 static int32_t cs_abandon_trial(be_device_t *d)
 {
@@ -166,5 +174,6 @@ const be_mode_ops_t be_mode_copy_swap = {
     .revert = cs_revert,
     .abandon_trial = cs_abandon_trial,
     .record_fits = cs_record_fits,
+    .save_area = cs_save_area,
     .n_bootable = 1, /* images execute from the primary only */
 };

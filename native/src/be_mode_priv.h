@@ -53,6 +53,12 @@ typedef struct be_mode_ops {
      * reference within the plan area. One that is not is corrupt. */
     int (*record_fits)(const be_device_t *d, const be_record_t *r);
 
+    /* A download is held (its record is d->rec): the flash range the install
+     * will save a running image of old_size bytes into, which may be erased
+     * before it (be_dl_prepare); *len 0 if there is none. */
+    BE_MUST_CHECK int32_t (*save_area)(const be_device_t *d, uint32_t old_size, uint32_t *addr,
+                                       uint32_t *len);
+
     /* Slots 0 .. n_bootable - 1 can run an image (as bank r.bank = slot). */
     uint32_t n_bootable;
 } be_mode_ops_t;

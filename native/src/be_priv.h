@@ -64,6 +64,7 @@ BE_MUST_CHECK int32_t be_dl_resume_offset(be_device_t *d, uint32_t *offset);
 BE_MUST_CHECK int32_t be_dl_addr(const be_device_t *d, uint32_t *addr);
 BE_MUST_CHECK int32_t be_mark_pending(be_device_t *d, uint32_t permanent, be_image_info_t *info);
 BE_MUST_CHECK int32_t be_dl_discard(be_device_t *d);
+BE_MUST_CHECK int32_t be_dl_prepare(be_device_t *d, uint32_t max_erases, uint32_t *left);
 BE_MUST_CHECK int32_t be_slot_validate(be_device_t *d, uint32_t slot, be_image_info_t *info);
 BE_MUST_CHECK int32_t be_device_status(const be_device_t *d, be_device_status_t *out);
 

@@ -15,8 +15,19 @@
  * checking that its source holds the expected content, so a resumed install
  * can neither redo work wrongly nor destroy the only copy of anything.
  *
+ * Where the old units are saved: secondary unit save_base + i. save_base 0 is
+ * the scheme above. When the secondary has room past the downloaded blob for
+ * the whole running image (be_swap_save_base), the old units go there instead:
+ * that area lies outside the blob, so it can be erased while the download
+ * runs (be_dl_prepare), and the boot then erases only the primary's units.
+ * The boot never trusts that: every destination is checked to read erased, and
+ * erased if it does not, before anything is programmed into it. With a save
+ * base past the blob no step's source is ever a destination: step i saves
+ * primary i, then fills it from secondary i+1, which nothing overwrites.
+ *
  * Plan entry, appended in the plan area (erased only when full):
- *   0 magic "BEPL"  4 old_size  8 new_size  12 unit  16 n_units  20 0xFFFFFFFF
+ *   0 magic "BEPL"  4 old_size  8 new_size  12 unit  16 n_units
+ *   20 save_base (0xFFFFFFFF: 0, as plans before it had, so those still load)
  *   24 check: 8-byte SHA-256 prefix of bytes 0..23 and the body
  *   32 body: per unit, old hash (8) then new hash (8); 0xFF where not used
  * The body is written first and the header last, so a torn entry never has a
@@ -101,7 +112,31 @@ static int32_t plan_free_offset(be_device_t *d, uint32_t *off)
     return BE_OK;
 }
 
-int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_record_t *r)
+uint32_t be_swap_save_base(const be_device_t *d, uint32_t old_size, uint32_t blob_size,
+                           uint32_t image_offset)
+{
+    uint32_t n_old = units_of(old_size, d->unit);
+    uint32_t sec_units = d->layout.slot_size[1] / d->unit;
+    /* the blob starts image_offset before the secondary's image start (unit 1) */
+    uint64_t blob_end = (uint64_t)d->image_off[1] - image_offset + blob_size;
+    uint64_t base = (blob_end + d->unit - 1) / d->unit;
+    if (n_old == 0 || image_offset > d->image_off[1] || base + n_old > sec_units) {
+        return 0;
+    }
+    return (uint32_t)base;
+}
+
+int32_t be_swap_save_area(const be_device_t *d, uint32_t old_size, uint32_t blob_size,
+                          uint32_t image_offset, uint32_t *addr, uint32_t *len)
+{
+    uint32_t base = be_swap_save_base(d, old_size, blob_size, image_offset);
+    *addr = secondary_unit(d, base);
+    *len = base == 0 ? 0 : units_of(old_size, d->unit) * d->unit;
+    return BE_OK;
+}
+
+int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, uint32_t save_base,
+                      be_record_t *r)
 {
     uint8_t hdr[PLAN_HDR], body[COPY_BUF], digest[32];
     uint32_t n_old = units_of(old_size, d->unit), n_new = units_of(new_size, d->unit);
@@ -128,6 +163,7 @@ int32_t be_plan_write(be_device_t *d, uint32_t old_size, uint32_t new_size, be_r
     be_put_le32(hdr + 8, new_size);
     be_put_le32(hdr + 12, d->unit);
     be_put_le32(hdr + 16, n);
+    be_put_le32(hdr + 20, save_base == 0 ? 0xFFFFFFFFu : save_base);
     be_sha256_t c;
     (void)be_sha256_init(&c, BE_SHA_AUTO); /* returns the implementation, not an error */
     be_sha256_update(&c, hdr, PLAN_CHECKED);
@@ -191,7 +227,14 @@ int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
         return rc;
     }
     uint32_t old_size = be_get_le32(hdr + 4), new_size = be_get_le32(hdr + 8);
-    uint32_t n = be_get_le32(hdr + 16);
+    uint32_t n = be_get_le32(hdr + 16), save = be_get_le32(hdr + 20);
+    save = save == 0xFFFFFFFFu ? 0 : save;
+    /* a save area past the blob: after the new image, within the secondary */
+    if (save != 0 && (save <= units_of(new_size, d->unit) ||
+                      (uint64_t)save + units_of(old_size, d->unit) >
+                          d->layout.slot_size[1] / d->unit)) {
+        return BE_ERR_CORRUPT;
+    }
     if (be_get_le32(hdr) != PLAN_MAGIC || be_get_le32(hdr + 12) != d->unit || n > 0xFFFFu ||
         be_plan_len(n) != r->size || units_of(old_size, d->unit) > n ||
         units_of(new_size, d->unit) > n || (uint64_t)n * d->unit > d->layout.slot_size[0]) {
@@ -214,6 +257,7 @@ int32_t be_plan_load(be_device_t *d, const be_record_t *r, be_plan_t *p)
     p->old_size = old_size;
     p->new_size = new_size;
     p->n_units = n;
+    p->save_base = save;
     return BE_OK;
 }
 
@@ -270,7 +314,8 @@ int32_t be_swap_install(be_device_t *d, const be_plan_t *p)
         if (old_len != 0) {
             rc = unit_hash(d, p, i, 0, h);
             if (rc == BE_OK) {
-                rc = ensure_unit(d, secondary_unit(d, i), primary_unit(d, i), old_len, h);
+                rc = ensure_unit(d, secondary_unit(d, p->save_base + i), primary_unit(d, i),
+                                 old_len, h);
             }
             if (rc != BE_OK) {
                 return rc;
@@ -299,7 +344,8 @@ int32_t be_swap_revert(be_device_t *d, const be_plan_t *p)
         }
         int32_t rc = unit_hash(d, p, i, 0, h);
         if (rc == BE_OK) {
-            rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, i), old_len, h);
+            rc = ensure_unit(d, primary_unit(d, i), secondary_unit(d, p->save_base + i), old_len,
+                             h);
         }
         if (rc != BE_OK) {
             return rc;

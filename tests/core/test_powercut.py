@@ -243,3 +243,194 @@ def test_random_sequences_of_up_to_five_cuts(config, cuts, confirm):
     if confirmed_new:
         assert final == "new"
     assert rig.dev.security_counter == (2 if final == "new" else 1)
+
+
+# ------------------------------------------- the save area erased ahead of the install
+#
+# Copy-swap with room in the secondary past the blob for the whole running image:
+# the install saves the old image there (not in the units the new image vacates),
+# and be_dl_prepare erases that area while the download is held. These sizes leave
+# room on all three geometries (4k: blob to unit 7, 5 old units; 8k: 4 + 3 of 9;
+# mixed: 3 + 2 of 5); the sweeps above, with the default sizes, have none.
+
+ROOMY_OLD, ROOMY_NEW = 20_000, 22_000
+CS_CONFIGS = [c for c in CONFIGS if c[0] == "copy-swap"]
+CS_IDS = [f"{m}-{g}-align{a}" for m, g, a in CS_CONFIGS]
+
+
+def prepare_all(rig: Rig) -> int:
+    """Erase the whole save area, one sector per call (as DeviceStore does per block)."""
+    calls = 0
+    while rig.dev.prepare_download(1):
+        calls += 1
+    return calls
+
+
+def roomy_rig(geo: str, align: int, *, prepared: bool) -> Rig:
+    rig = Rig(geo, align, "copy-swap", old_size=ROOMY_OLD, new_size=ROOMY_NEW)
+    rig.unprepared = rig.downloaded
+    if prepared:
+        prepare_all(rig)
+        rig.downloaded = rig.flash.snapshot()
+    return rig
+
+
+UNIT = {"4k": 4096, "8k": 8192, "mixed": 16384}
+
+
+def primary_sectors_overwritten(rig: Rig, geo: str) -> int:
+    """Sectors of the primary's units that held the old image and take the new
+    one: what the install must erase (a blank sector is not erased)."""
+    unit = UNIT[geo]
+    addr = rig.dev.config.layout.slots[0][0]
+    end = addr + -(-min(ROOMY_OLD, ROOMY_NEW) // unit) * unit
+    return sum(1 for a, _ in rig.flash.geometry.sectors() if addr <= a < end)
+
+
+def dirty(rig: Rig) -> bytes:
+    """rig.unprepared with one word programmed into every sector of the secondary
+    past the blob: what an earlier install's saved units are to this one."""
+    rig.restore(rig.unprepared)
+    start = rig.dev.download_addr() + ROOMY_NEW
+    slot = rig.dev.config.layout.slots[1]
+    for a, size in rig.flash.geometry.sectors():
+        if a >= start and a + size <= slot[0] + slot[1]:
+            rig.flash.write(a, b"\0" * 16)
+    return rig.flash.snapshot()
+
+
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_with_room_the_boot_erases_only_the_primary_units(mode, geo, align):
+    """A blank area past the blob: the install saves there and erases nothing
+    but the primary's units the new image overwrites; the revert restores the old image."""
+    rig = roomy_rig(geo, align, prepared=False)
+    rig.restore(rig.unprepared)
+    rig.dev.boot()
+    assert prepare_all(rig) == 0 and not rig.dev.prepare_download(0)   # nothing to erase
+    m = rig.flash.stats["erases"]
+    rig.upgrade()
+    # the primary's units that held the old image (a blank sector is not erased)
+    assert rig.flash.stats["erases"] - m == primary_sectors_overwritten(rig, geo)
+    assert rig.which() == "new" and rig.dev.state.state == "trial"
+    rig.power_cycle()
+    assert_old_confirmed(rig, rig.boot_until_runs())
+
+
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_prepare_halves_the_boot_erases_when_the_area_held_data(mode, geo, align):
+    """The area held data (an earlier install's): without prepare the boot
+    erases it; with prepare the download did, and the boot erases only the
+    primary's units."""
+    rig = roomy_rig(geo, align, prepared=False)
+    dirty_snap = dirty(rig)
+    boot_erases = {}
+    for prepared in (False, True):
+        rig.restore(dirty_snap)
+        rig.dev.boot()
+        if prepared:
+            before = rig.flash.stats["erases"]
+            assert prepare_all(rig) >= 1
+            assert rig.flash.stats["erases"] > before
+        m = rig.flash.stats["erases"]
+        rig.upgrade()
+        boot_erases[prepared] = rig.flash.stats["erases"] - m
+        assert rig.which() == "new"
+        rig.dev.confirm()
+    assert boot_erases[True] == primary_sectors_overwritten(rig, geo)
+    assert boot_erases[False] > boot_erases[True]
+
+
+@pytest.mark.parametrize("tear", TEARS)
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_cut_at_every_operation_of_the_prepare(mode, geo, align, tear):
+    """A cut (before, or tearing, any erase of the prepare) leaves the download
+    held and the old image confirmed; the upgrade that follows installs the new
+    image, saves the old one, and its revert restores it."""
+    rig = roomy_rig(geo, align, prepared=False)
+    dirty_snap = dirty(rig)
+    rig.restore(dirty_snap)
+    rig.dev.boot()
+    n = rig.ops(lambda: prepare_all(rig))
+    assert n >= 2
+    for k in range(1, n + 1):
+        rig.restore(dirty_snap)
+        rig.dev.boot()
+        assert rig.cut_during(lambda: prepare_all(rig), k, tear, seed_for(k, tear))
+        rig.power_cycle()
+        assert_old_confirmed(rig, rig.boot_until_runs())
+        assert rig.dev.state.state == "downloading"
+        assert rig.dev.resume_offset() >= len(rig.new) - 256     # the download was not touched
+        assert rig.dev.read_download(0, len(rig.new)) == rig.new
+        if k % 2:
+            prepare_all(rig)                                    # finished after the cut, or not
+        rig.upgrade()
+        assert rig.which() == "new" and rig.dev.state.state == "trial"
+        rig.power_cycle()
+        assert_old_confirmed(rig, rig.boot_until_runs())
+
+
+def sweep_upgrade(rig: Rig, permanent: bool) -> None:
+    commit_op = rig.ops(lambda: rig.dev.mark_pending(permanent))
+    rig.restore(rig.downloaded)
+    n = rig.ops(lambda: rig.upgrade(permanent))
+    seen = set()
+    for tear in TEARS:
+        for k in range(1, n + 1):
+            rig.restore(rig.downloaded)
+            assert rig.cut_during(lambda: rig.upgrade(permanent), k, tear, seed_for(k, tear))
+            rig.power_cycle()
+            res = rig.boot_until_runs()
+            which = check_after_upgrade_cut(rig, res, k, commit_op, tear, permanent)
+            seen.add(which)
+            if which == "new" and not permanent:
+                rig.power_cycle()
+                assert_old_confirmed(rig, rig.boot_until_runs())
+    assert seen == {"old", "new"}
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["not-prepared", "prepared"])
+@pytest.mark.parametrize("permanent", [False, True], ids=["test", "permanent"])
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_cut_at_every_operation_of_an_upgrade_saving_past_the_blob(mode, geo, align, permanent, prepared):
+    """The sweep of test_cut_at_every_operation_of_an_upgrade on the placement
+    that saves past the blob, with the area erased ahead or not."""
+    rig = roomy_rig(geo, align, prepared=prepared)
+    rig.restore(rig.downloaded)
+    sweep_upgrade(rig, permanent)
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["not-prepared", "prepared"])
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_cut_at_every_operation_of_a_revert_saving_past_the_blob(mode, geo, align, prepared):
+    rig = roomy_rig(geo, align, prepared=prepared)
+    trial = trial_snapshot(rig)
+    n = rig.ops(lambda: revert(rig))
+    assert n >= 1
+    for tear in TEARS:
+        for k in range(1, n + 1):
+            rig.restore(trial)
+            assert rig.cut_during(lambda: revert(rig), k, tear, seed_for(k, tear))
+            rig.power_cycle()
+            assert_old_confirmed(rig, rig.boot_until_runs())
+            assert rig.dev.state.state == "confirmed"
+
+
+@pytest.mark.parametrize("mode,geo,align", CS_CONFIGS, ids=CS_IDS)
+def test_cut_in_upgrade_then_cuts_in_revert_saving_past_the_blob(mode, geo, align):
+    rig = roomy_rig(geo, align, prepared=True)
+    assert upgrade_then_revert(rig, 5, TEARS) >= 1
+
+
+def test_prepare_is_a_no_op_for_bank_switch_and_needs_a_download():
+    from bridge_emu.errors import StateError
+    rig = Rig("4k", 4, "bank-switch")
+    before = rig.flash.stats["erases"]
+    assert rig.dev.prepare_download(8) is False
+    assert rig.flash.stats["erases"] == before
+    rig2 = roomy_rig("4k", 4, prepared=False)
+    rig2.dev.discard_download()
+    with pytest.raises(StateError):
+        rig2.dev.prepare_download(1)
+    rig2.restore(rig2.unprepared)                               # not running (no boot yet)
+    with pytest.raises(StateError):
+        rig2.dev.prepare_download(1)
