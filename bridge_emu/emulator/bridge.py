@@ -51,6 +51,14 @@ __all__ = ["Bridge", "BridgeConfig", "DeviceStore", "Phase", "Timer", "UpdateRec
 # ~0.1 us (the enum metaclass), a module global a third of that.
 _RUNNING = Phase.RUNNING
 
+class _SlotStore(DeviceStore):
+    """DeviceStore, telling the OTA client where in flash the download starts (so its
+    buffered writes end on page boundaries)."""
+
+    def download_base(self) -> int:
+        return self.device.download_addr()
+
+
 ACTIVATION_REBOOT_DELAY_S = 0.05   # after a CS06 SUCCESS: the response leaves before the reset
 
 
@@ -110,6 +118,7 @@ class Bridge:
         self.on_log = None                 # fn(entry): every event-log entry as it is written (scenarios)
         self._fast = False                 # what on_fast_poll was last told
         self._fast_until = 0.0             # ... and until this time after it joins a network (poll_fast_for)
+        self._off_s_after_cut: float | None = None   # the off time of an armed cut (cut_power_at_op)
         self.manifest: FirmwareManifest | None = None
         self.client: ota.OtaClient | None = None
         self.phase = Phase.OFF
@@ -155,18 +164,22 @@ class Bridge:
 
     def pop_outgoing(self):
         out = self._outgoing
+        client = self.client
+        if not out:
+            return [] if client is None else client.pop_outgoing()
         self._outgoing = []
-        if self.client is not None:
-            out += self.client.pop_outgoing()
+        if client is not None:
+            out += client.pop_outgoing()
         return out
 
     def next_deadline(self) -> float | None:
-        times = list(self._timers.values())
+        timers = self._timers
+        d = min(timers.values()) if timers else None
         if self.phase is _RUNNING:
-            d = self.client.next_deadline()
-            if d is not None:
-                times.append(d)
-        return min(times) if times else None
+            c = self.client.next_deadline()
+            if c is not None and (d is None or c < d):
+                d = c
+        return d
 
     def receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
         if self.phase is not _RUNNING:
@@ -193,9 +206,12 @@ class Bridge:
             self._timers[Timer.FAST_POLL_END] = self._fast_until
             self._guard(now, lambda: None)
 
-    def cut_power_at_op(self, n: int, tear: str = "none", seed: int = 0) -> None:
-        """Arm a cut at the n-th flash operation from now (it surfaces as PowerCut)."""
+    def cut_power_at_op(self, n: int, tear: str = "none", seed: int = 0, off_s: float | None = None) -> None:
+        """Arm a cut at the n-th flash operation from now (it surfaces as PowerCut).
+        off_s: how long the power then stays off (None: the configured off time; a
+        brown-out's supply dip is over in milliseconds)."""
         self.device.flash.arm_cut(n, tear, seed)
+        self._off_s_after_cut = off_s
 
     def _move(self, trigger: str) -> None:
         self.phase = TRANSITIONS.go(self.phase, trigger)
@@ -204,12 +220,13 @@ class Bridge:
         """Run one input; a power cut inside any flash operation it makes ends in _down."""
         try:
             fn(*args)
-            if self.phase is _RUNNING:
+            if self.phase is _RUNNING and self.client._events:
                 self._client_events(now)
-            fast = self.client is not None and (self.client.expecting or now < self._fast_until)
-            if fast != self._fast and self.on_fast_poll is not None:
-                self._fast = fast
-                self.on_fast_poll(fast)
+            if self.on_fast_poll is not None:
+                fast = self.client is not None and (self.client.expecting or now < self._fast_until)
+                if fast != self._fast:
+                    self._fast = fast
+                    self.on_fast_poll(fast)
         except PowerCut:
             self._down(now, "power cut during a flash operation")
 
@@ -217,7 +234,8 @@ class Bridge:
         self._log(now, logged.PowerLost(why))
         self._move("power_lost")
         self.client = None
-        self._timers = {Timer.POWER_ON: now + self.cfg.off_after_cut_s}
+        off_s, self._off_s_after_cut = self._off_s_after_cut, None   # a brown-out's short dip: this loss only
+        self._timers = {Timer.POWER_ON: now + (self.cfg.off_after_cut_s if off_s is None else off_s)}
         self._outgoing = []
         self._alerts_off_network()
         self._network(False)
@@ -334,8 +352,10 @@ class Bridge:
             max_data_size=ota.max_data_size_for(self.max_payload),
             query_interval_s=c.query_interval_s, seed=self.seed * 7919 + self._boots,
             # a trial image keeps asking until the hub answers (its proof of life)
-            query_retry_cap_s=None if self.confirmed else c.trial_query_cap_s),
-            DeviceStore(self.device), now)
+            query_retry_cap_s=None if self.confirmed else c.trial_query_cap_s,
+            # blocks go to the flash a page at a time, as a bridge's RAM buffer would
+            write_buffer=self.profile.geometry.page_size),
+            _SlotStore(self.device), now)
         self.client.query_now(now)
         for u in self.unacked:
             if u.due is None:

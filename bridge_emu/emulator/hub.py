@@ -21,6 +21,7 @@ from bridge_emu.keys import sign_raw
 from bridge_emu.retry import Backoff
 
 HUB = 0x0000    # the hub's network address
+_QUERY = int(zcl.OtaCommand.QUERY_NEXT_IMAGE_REQUEST)
 
 
 CS06_RETRY = Backoff(5.0, 120.0)   # a CS06 unanswered is sent again after this, doubling
@@ -81,17 +82,22 @@ class Hub:
         self._out.clear()
 
     def pop_outgoing(self):
-        # a new list: the server's may be its own (empty) queue, not ours to extend
-        out = self.server.pop_outgoing() + self._out
-        self._out = []
+        out = self.server.pop_outgoing()
+        if self._out:
+            # a new list: the server's may be its own (empty) queue, not ours to extend
+            out = out + self._out
+            self._out = []
+        elif not out:
+            return []       # not the server's own (empty) queue
         return out
 
     def next_deadline(self):
-        times = [p.due for p in self.pending.values()]
         d = self.server.next_deadline()
-        if d is not None:
-            times.append(d)
-        return min(times) if times else None
+        if self.pending:
+            due = min(p.due for p in self.pending.values())
+            if d is None or due < d:
+                d = due
+        return d
 
     def timer(self, now: float) -> None:
         self.server.timer(now)
@@ -108,7 +114,9 @@ class Hub:
 
     def receive(self, src: int, cluster: int, payload: bytes, now: float) -> None:
         if cluster != gbcs.GBCS_CLUSTER:
-            if cluster == zcl.OTA_CLUSTER_ID:
+            # cluster-specific, not manufacturer-specific: byte 2 is the command id
+            if (cluster == zcl.OTA_CLUSTER_ID and len(payload) >= 3 and payload[2] == _QUERY
+                    and payload[0] & 0x07 == 0x01):
                 self._went_back_before_alert(src, payload)
             self.server.receive(src, cluster, payload, now)
             return

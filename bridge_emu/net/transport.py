@@ -112,7 +112,12 @@ class Driver:
     After every input (a frame or the timer) it sends everything the machine
     wants sent, then keeps exactly one clock call pending, at the machine's
     next deadline (none if that is None). The clock call is only replaced when
-    the deadline changes, which keeps the clock's queue short.
+    the deadline moves earlier (or goes): a deadline that moves later, as a
+    request timeout does with every block, keeps the pending call, which on
+    firing finds the deadline not reached and re-arms for it. So a block
+    exchange costs no cancel and no new clock entry, and the clock's queue holds
+    no cancelled calls; the machine's timer() still runs only once its deadline
+    is reached.
     """
 
     def __init__(self, machine: Machine, transport: Transport, clock: Clock):
@@ -122,6 +127,7 @@ class Driver:
         self._handle: Any = None          # the one pending clock call, if any
         self._armed_at: float | None = None
         self._pumping = False
+        self._again = False               # _pump was entered while pumping: pop again
         transport.on_receive = self._on_receive
 
     @property
@@ -151,27 +157,42 @@ class Driver:
     def _on_timer(self) -> None:
         self._handle = None
         self._armed_at = None
-        self.machine.timer(self.clock.now())
+        now = self.clock.now()
+        deadline = self.machine.next_deadline()
+        if deadline is not None and deadline > now:
+            self._arm(deadline)     # it moved later since this call was armed
+            return
+        self.machine.timer(now)
         self._pump()
 
     def _pump(self) -> None:
         # A transport may deliver a reply from inside send(). The nested call has
-        # already fed the machine; the outer loop sends its output in order.
+        # already fed the machine; the outer loop sends its output in order (it
+        # asks the machine again only if such a nested call came).
         if self._pumping:
+            self._again = True
             return
         self._pumping = True
+        machine = self.machine
         try:
-            machine, send = self.machine, self.transport.send
-            while out := machine.pop_outgoing():
+            out = machine.pop_outgoing()
+            while out:
+                self._again = False
+                send = self.transport.send
                 for dst, cluster, payload in out:
                     send(dst, cluster, payload)
+                out = machine.pop_outgoing() if self._again else None
         finally:
             self._pumping = False
-        self._arm(machine.next_deadline())
+        deadline = machine.next_deadline()
+        armed = self._armed_at
+        if deadline != armed and (deadline is None or armed is None or deadline < armed):
+            self._arm(deadline)
 
     def _arm(self, deadline: float | None) -> None:
-        if deadline == self._armed_at:
-            return
+        armed = self._armed_at
+        if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
+            return                  # the pending call comes first, and re-arms then
         self._disarm()
         if deadline is not None:
             self._armed_at = deadline

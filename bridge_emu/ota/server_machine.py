@@ -41,6 +41,7 @@ from bridge_emu.codec.zcl import (
     default_response_to,
     encode,
     encode_image_block_response,
+    read_image_block_request,
 )
 from bridge_emu.fsm import Transitions
 from bridge_emu.ota.policy import BlockErrorForm, DelayMode, EndFailure, PageRefusal, Policy
@@ -234,6 +235,14 @@ class OtaServer:
         if cluster != OTA_CLUSTER_ID:
             self.ignored += 1
             return
+        req = read_image_block_request(payload)
+        if req is not None:
+            try:
+                if self._serve_block(src, req, now):
+                    return
+            except Exception as e:  # noqa: BLE001
+                self._internal_error(src, e, now)
+                return
         try:
             frame = decode(payload, _C2S)
         except ZclError as e:
@@ -351,6 +360,40 @@ class OtaServer:
         return phase
 
     # -- handlers
+
+    def _serve_block(self, src: int, req: tuple, now: float) -> bool:
+        """The block path from the request's fields (a plain Image Block Request,
+        read without building its objects): what _on_block does for a client
+        DOWNLOADING an image in the store, a block in range, unthrottled and
+        undelayed. Anything else (returns False, nothing changed) goes the
+        general way."""
+        st = self.clients.get(src)
+        if st is None or st.phase is not DOWNLOADING:
+            return False
+        policy = self._policy
+        if policy.throttled or policy.response_delay_s:
+            return False
+        tsn, m, t, v, offset, n = req
+        image = self._images_by_id.get((m, t, v))
+        if image is None or offset >= image.size or not n:
+            return False
+        st.block_requests += 1
+        if n > policy.block_cap:
+            n = policy.block_cap
+        chunk = image.data[offset:offset + n]
+        n = len(chunk)
+        payload = encode_image_block_response(tsn, image.manufacturer, image.image_type, image.file_version,
+                                              offset, chunk)
+        st.serving = image
+        st.blocks_served += 1
+        st.bytes_served += n
+        st.last_offset = offset
+        st.last_length = n
+        st.last_block_at = now
+        if st.first_block_at is None:
+            st.first_block_at = now
+        self._out.append((src, OTA_CLUSTER_ID, payload))
+        return True
 
     def _on_block(self, src: int, h: ZclHeader, cmd: ImageBlockRequest, now: float) -> None:
         # The hot path: one per block of every download.

@@ -497,12 +497,15 @@ def test_driver_keeps_one_timer_at_the_machines_deadline():
     assert clock.calls == [("call_at", 10.0)]
     driver.poke()                                        # same deadline: left alone
     assert clock.calls == [("call_at", 10.0)]
-    machine.deadline = 4.0                               # earlier
+    machine.deadline = 4.0                               # earlier: replaced
     driver.poke()
-    machine.deadline = 6.0                               # later
+    machine.deadline = 6.0                               # later: the call at 4.0 stays
     driver.poke()
-    assert clock.calls[1:] == [("cancel", 10.0), ("call_at", 4.0), ("cancel", 4.0), ("call_at", 6.0)]
-    assert sched.pending == 1 and driver.armed_at == 6.0
+    assert clock.calls[1:] == [("cancel", 10.0), ("call_at", 4.0)]
+    assert sched.pending == 1 and driver.armed_at == 4.0
+    sched.run_until(5.0)                                 # it fires, finds 6.0 not reached, re-arms
+    assert machine.fired == [] and driver.armed_at == 6.0
+    assert clock.calls[-1] == ("call_at", 6.0) and sched.pending == 1
     sched.run_until_idle()
     assert machine.fired == [6.0] and driver.armed_at is None
     machine.deadline = 8.0

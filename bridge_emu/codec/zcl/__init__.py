@@ -11,6 +11,11 @@ API
                                             the header's direction bit
     encode_image_block_response(tsn, ...)   encode of an Image Block Response (SUCCESS)
                                             without building the objects
+    encode_image_block_request(tsn, ...)    the same for an Image Block Request
+    read_image_block_request(data)          the fields of a plain Image Block Request
+    read_image_block_response(data)         ... of an Image Block Response (SUCCESS), as a
+                                            tuple without building the objects (None: not
+                                            that plain form; decode says what it is)
     Frame(header, command), Frame.of(command, tsn, ...)   builds the header
     ZclHeader                               the header, frozen dataclass
     cluster commands (frozen dataclasses, field names from the reference):
@@ -78,7 +83,12 @@ anything else to the reference codec; tests/codec/test_zcl.py checks with
 hypothesis that they agree, byte for byte and error for error.
 """
 from bridge_emu.codec.zcl.dispatch import decode, encode
-from bridge_emu.codec.zcl.fast import encode_image_block_response
+from bridge_emu.codec.zcl.fast import (
+    encode_image_block_request,
+    encode_image_block_response,
+    read_image_block_request,
+    read_image_block_response,
+)
 from bridge_emu.codec.zcl.foundation import (
     ATTRIBUTE_TYPES,
     DEFAULT_RESPONSE,
@@ -154,7 +164,8 @@ from bridge_emu.codec.zcl.reference import _encode_reference as _encode_referenc
 
 __all__ = [
     # codec
-    "decode", "encode", "encode_image_block_response", "Frame", "ZclHeader", "ZclError",
+    "decode", "encode", "encode_image_block_response", "encode_image_block_request",
+    "read_image_block_request", "read_image_block_response", "Frame", "ZclHeader", "ZclError",
     "default_response_to", "Command", "CLUSTER_COMMANDS", "GLOBAL_COMMANDS",
     # foundation
     "FrameType", "Direction", "Status", "GlobalCommand", "DataType", "AttributeId", "ATTRIBUTE_TYPES",

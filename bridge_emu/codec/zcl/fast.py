@@ -272,3 +272,68 @@ def _compiled_encode(frame: Frame) -> bytes:
     else:
         head = _HEADER_MANUF.pack(fc, h.manufacturer, h.tsn, h.command_id)
     return head + _compiled(cmd.LAYOUT).build(cmd._values())
+
+
+# ------------------------------------------- the block exchange, without objects
+#
+# What a client sends and a server answers for every block of a download, read
+# and written straight from and to bytes: no command, header or Frame is built.
+# Each function handles the plain form only (no manufacturer code, no optional
+# fields, well-formed) and returns None otherwise; callers then take the general
+# path (decode/encode), which gives the same result for the plain form (the
+# tests hold them to it) and names the fault for anything else.
+
+_BRQ_FC = (FrameType.CLUSTER, FrameType.CLUSTER | FC_DISABLE_DEFAULT_RESPONSE)
+_BRQ_PLAIN_SIZE = _BRQ_FRAME.size
+_BRQ_PERIOD_SIZE = _BRQ_FRAME.size + _BRQ_PERIOD.size
+_brq_frame_unpack = _BRQ_FRAME.unpack
+_brs_frame_unpack = _BRS_FRAME.unpack_from
+_BRS_HEAD = _BRS_FRAME.size
+_IBRQ = int(OtaCommand.IMAGE_BLOCK_REQUEST)
+_IBRS = int(OtaCommand.IMAGE_BLOCK_RESPONSE)
+_BRS_FCS = frozenset(_BLOCK_RESPONSE_FC)
+
+
+def encode_image_block_request(tsn: int, manufacturer: int, image_type: int, file_version: int,
+                               file_offset: int, max_data_size: int,
+                               minimum_block_period: int | None = None) -> bytes:
+    """Byte for byte encode(Frame.of(ImageBlockRequest(manufacturer, image_type,
+    file_version, file_offset, max_data_size, minimum_block_period=...), tsn)),
+    without building the objects: what a client sends for every block. Raises
+    the same ZclError as encode for values that do not fit."""
+    try:
+        if minimum_block_period is None:
+            return _brq_frame(FrameType.CLUSTER, tsn, _IBRQ, 0, manufacturer, image_type,
+                              file_version, file_offset, max_data_size)
+        return _brq_frame(FrameType.CLUSTER, tsn, _IBRQ, BLOCK_FC_MIN_BLOCK_PERIOD, manufacturer,
+                          image_type, file_version, file_offset, max_data_size) \
+            + _brq_period(minimum_block_period)
+    except struct.error:
+        pass
+    return _encode_reference(Frame.of(ImageBlockRequest(
+        manufacturer, image_type, file_version, file_offset, max_data_size,
+        minimum_block_period=minimum_block_period), tsn))
+
+
+def read_image_block_request(data: bytes):
+    """(tsn, manufacturer, image_type, file_version, file_offset, max_data_size)
+    of a plain Image Block Request (frame control 0x01 or 0x11, field control 0:
+    no node address, no minimum block period), else None."""
+    if data.__class__ is not bytes or len(data) != _BRQ_PLAIN_SIZE:
+        return None
+    fc, tsn, cid, field_control, m, it, fv, off, mds = _brq_frame_unpack(data)
+    if cid != _IBRQ or field_control or (fc != 0x01 and fc != 0x11):
+        return None
+    return tsn, m, it, fv, off, mds
+
+
+def read_image_block_response(data: bytes):
+    """(tsn, manufacturer, image_type, file_version, file_offset, data) of an
+    Image Block Response with status SUCCESS (frame control 0x09 or 0x19), else None."""
+    if data.__class__ is not bytes or len(data) < _BRS_HEAD:
+        return None
+    fc, tsn, cid, status, m, it, fv, off, size = _brs_frame_unpack(data)
+    if cid != _IBRS or status or fc not in _BRS_FCS or len(data) - _BRS_HEAD != size \
+            or size == OCTET_STRING_INVALID:
+        return None
+    return tsn, m, it, fv, off, data[_BRS_HEAD:]
