@@ -41,7 +41,7 @@ EmberZNet/SiSDK releases, cross-checked with bellows in the tests):
        status; exportKey/exportLinkKeyByIndex answer a context; getAddressTableInfo.
   v16-v19 change none of the commands covered.
 
-Covered (ids in COMMANDS): version, nop, callback, noCallbacks, invalidCommand,
+Covered (ids in COMMANDS): version, getLibraryStatus, nop, callback, noCallbacks, invalidCommand,
 getValue, setValue, getConfigurationValue, setConfigurationValue, setPolicy,
 networkInit, networkState, getNetworkParameters, getEui64, getNodeId, formNetwork,
 joinNetwork, leaveNetwork, permitJoining, stackStatusHandler, childJoinHandler,
@@ -53,10 +53,10 @@ exportLinkKeyByIndex (v12+), importLinkKey (v12+), getKeyTableEntry and
 addOrUpdateKeyTableEntry (v8-v12), findKeyTableEntry,
 eraseKeyTableEntry, importTransientKey (v12+), addTransientLinkKey (v8-v12),
 clearTransientLinkKeys, startScan, stopScan, energyScanResultHandler,
-scanCompleteHandler, getChildData, setChildData (v9+), lookupEui64ByNodeId, getAddressTableInfo
+networkFoundHandler, scanCompleteHandler, getChildData, setChildData (v9+), lookupEui64ByNodeId, getAddressTableInfo
 (v14+), customFrame (bellows' XNCP probe at connect), readCounters (watchdog).
 Not covered: multicast, source routes, setKeyTableEntry, address table commands
-before v14, Green Power, ZLL, mfglib, beacons (networkFoundHandler), tokens other
+before v14, Green Power, ZLL, mfglib, tokens other
 than getTokenData/getMfgToken, bootloader, radio tuning (v18 DHC).
 
 API: EzspFrame.encode(version)/EzspFrame.decode(data, version) for the header;
@@ -227,6 +227,30 @@ class EmberNodeType(enum.IntEnum):
     SLEEPY_END_DEVICE = 4
 
 
+# EmberLibraryStatus of the ZigBee PRO library (getLibraryStatus, library id 0): what roles the build can take
+ZIGBEE_PRO_LIBRARY_ID = 0x00
+LIBRARY_PRESENT = 0x80
+LIBRARY_HAVE_ROUTER_CAPABILITY = 0x01      # without it: an end-device-only (leaf) stack
+LIBRARY_ZLL_SUPPORT = 0x02
+
+# stackStatusHandler's status (EmberStatus before v14, sl_status_t from v14), and the few others a host reads
+EMBER_NETWORK_UP, SL_NETWORK_UP = 0x90, 0x0015
+EMBER_NETWORK_DOWN, SL_NETWORK_DOWN = 0x91, 0x0016
+EMBER_NOT_JOINED, SL_NOT_JOINED = 0x93, 0x0017
+EMBER_JOIN_FAILED = 0x94                   # sl_status NOT_JOINED from v14, as bellows maps it
+EMBER_NO_BEACONS, SL_NO_BEACONS = 0xAB, 0x0018
+SCAN_ENERGY, SCAN_ACTIVE = 0, 1            # EzspNetworkScanType
+STACK_PROFILE_ZIGBEE_PRO = 2
+
+
+def network_up_status(version: int) -> int:
+    return SL_NETWORK_UP if version >= 14 else EMBER_NETWORK_UP
+
+
+def network_down_status(version: int) -> int:
+    return SL_NETWORK_DOWN if version >= 14 else EMBER_NETWORK_DOWN
+
+
 class EmberNetworkStatus(enum.IntEnum):
     NO_NETWORK = 0
     JOINING_NETWORK = 1
@@ -264,6 +288,14 @@ NETWORK_PARAMETERS = Struct(
     "nwk_manager_id" / u16,
     "nwk_update_id" / u8,
     "channels" / u32,               # channel mask, bit n = channel n
+)
+ZIGBEE_NETWORK = Struct(            # EmberZigbeeNetwork: a beacon an active scan heard
+    "channel" / u8,
+    "pan_id" / u16,
+    "extended_pan_id" / EUI64,
+    "allowing_join" / Flag,
+    "stack_profile" / u8,
+    "nwk_update_id" / u8,
 )
 APS_FRAME = Struct(
     "profile_id" / u16,
@@ -388,6 +420,7 @@ _define("addEndpoint", 0x0002, _status_widened(Struct(
     "input_clusters" / Array(this.input_cluster_count, u16),
     "output_clusters" / Array(this.output_cluster_count, u16),
 ), _status_only, EZSP_STATUS))
+_define("getLibraryStatus", 0x0001, {8: (Struct("library_id" / u8), Struct("status" / u8))})   # EmberLibraryStatus
 _define("nop", 0x0005, {8: (EMPTY, EMPTY)})
 _define("callback", 0x0006, {8: (EMPTY, EMPTY)})   # answered by the pending callback itself, or noCallbacks
 _define("noCallbacks", 0x0007, {8: (EMPTY, EMPTY)})   # the answer to `callback` when none is pending
@@ -408,6 +441,8 @@ _define("networkState", 0x0018, {8: (EMPTY, Struct("status" / u8))})   # EmberNe
 _define("stackStatusHandler", 0x0019, _status_widened(EMPTY, _status_only), callback=True)
 _define("startScan", 0x001A, _status_widened(
     Struct("scan_type" / u8, "channel_mask" / u32, "duration" / u8), _status_only))   # EzspNetworkScanType
+_define("networkFoundHandler", 0x001B, {8: (EMPTY, Struct(
+    "network_found" / ZIGBEE_NETWORK, "last_hop_lqi" / u8, "last_hop_rssi" / s8))}, callback=True)
 _define("scanCompleteHandler", 0x001C, _status_widened(EMPTY, lambda st: Struct("channel" / u8, "status" / st)),
         callback=True)
 _define("stopScan", 0x001D, _status_widened(EMPTY, _status_only))

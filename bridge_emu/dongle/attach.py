@@ -4,7 +4,8 @@ device).
 
 The bridge is built as `bridge-emu run` builds it (its Bridge and ZigbeeNode, its
 flash file at DIR/PREMISES/BRIDGE/flash.bemu, `--resume` powering on from it), but
-its transport is the dongle: uart.znp_join drives the stick over a SerialUrlLink
+its transport is the dongle: uart.znp_join (a TI Z-Stack stick) or uart.ezsp_join
+(a Silicon Labs EmberZNet stick) drives it over a SerialUrlLink
 (any pyserial URL: a real port, a pty, socket://, rfc2217://) on real time. The
 bridge's network address is the one the stick joined as; its hub is 0x0000.
 
@@ -12,7 +13,10 @@ While the stick is down (it reset, the port vanished, it lost the network) the
 bridge's frames go nowhere, as on a dead radio: its OTA client retries at the
 offset its flash holds, and carries on from there once the stick has rejoined.
 
-    bridge (emulated)  <->  DongleTransport  <->  ZnpJoiner  <->  SerialUrlLink  <->  dongle  <->  network
+    bridge (emulated)  <->  DongleTransport  <->  ZnpJoiner | EzspJoiner  <->  SerialUrlLink  <->  dongle  <->  network
+
+Both joiners give the same events (znp_join's Joined, Received, Down, Refused) and take the
+same send(), so nothing here depends on the protocol but the choice of joiner.
 """
 from __future__ import annotations
 
@@ -35,9 +39,10 @@ from bridge_emu.ota.policy import Policy
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.runner import PremisesRun
 from bridge_emu.premises.schema import PremisesSpec
-from bridge_emu.uart import znp_join
+from bridge_emu.uart import ezsp_join, znp_join
 
-PROTOCOLS = ("znp",)
+PROTOCOLS = ("znp", "ezsp")
+Joiner = znp_join.ZnpJoiner | ezsp_join.EzspJoiner
 UNJOINED = 0xFFFE
 
 
@@ -50,7 +55,7 @@ class DongleTransport:
     bridge is on the air (on_network_change) and the stick is joined; otherwise they are
     lost, as a radio that is down loses them."""
 
-    def __init__(self, joiner: znp_join.ZnpJoiner, clock: AsyncioClock, max_payload: int = ZIGBEE_APS_PAYLOAD):
+    def __init__(self, joiner: Joiner, clock: AsyncioClock, max_payload: int = ZIGBEE_APS_PAYLOAD):
         self.joiner, self.clock = joiner, clock
         self.on_receive = None
         self.online = False                 # the bridge's view: it is RUNNING
@@ -78,9 +83,10 @@ class DongleTransport:
 
 
 class Attachment:
-    """One bridge of a premises, behind a ZNP stick at `port_url`."""
+    """One bridge of a premises, behind a ZNP or EZSP stick at `port_url`."""
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, bridge_name: str, port_url: str, *,
+                 protocol: str = "znp",
                  run_dir: pathlib.Path | None = None, resume: bool = False,
                  loop: asyncio.AbstractEventLoop | None = None,
                  announce: Callable[[str], None] = print, warn: Callable[[str], None] = print):
@@ -116,8 +122,9 @@ class Attachment:
         if resume:
             self.bridge.record.version_before = images.entry(b.type, "current")["version"]
         self.identity = NodeIdentity(ieee, UNJOINED, prof)
-        self.joiner = znp_join.ZnpJoiner(self.identity.logical_type, self.identity.simple_descriptor(),
-                                         seed=ieee & 0xFFFF)
+        make = znp_join.ZnpJoiner if protocol == "znp" else ezsp_join.EzspJoiner
+        self.protocol = protocol
+        self.joiner = make(self.identity.logical_type, self.identity.simple_descriptor(), seed=ieee & 0xFFFF)
         self.transport = DongleTransport(self.joiner, self.clock)
         self.bridge.on_network_change = lambda up: setattr(self.transport, "online", up)
         self.node = ZigbeeNode(self.bridge, self.identity,
@@ -221,8 +228,8 @@ async def attach(spec: PremisesSpec, images: ImageSet, bridge_name: str, port_ur
     once it runs. Returns the attachment (its bridge's record, its joins and downs)."""
     if protocol not in PROTOCOLS:
         raise AttachError(f"--protocol {protocol!r}: attach drives {', '.join(PROTOCOLS)} dongles only")
-    attachment = Attachment(spec, images, bridge_name, port_url, run_dir=run_dir, resume=resume,
-                            announce=announce, warn=warn)
+    attachment = Attachment(spec, images, bridge_name, port_url, protocol=protocol, run_dir=run_dir,
+                            resume=resume, announce=announce, warn=warn)
     attachment.start()
     announce(f"{bridge_name} ({attachment.bspec.type}) of {spec.name}: attaching through {port_url}")
     if ready is not None:

@@ -48,6 +48,11 @@ class DongleError(BridgeEmuError):
     """The virtual dongle cannot be set up."""
 
 
+def check_ezsp_version(version: int) -> None:
+    if version not in EZSP_VERSIONS:
+        raise DongleError(f"EZSP version {version}: want one of {', '.join(map(str, EZSP_VERSIONS))}")
+
+
 class Coordinator:
     """The hub's node on the simulated network, carrying frames between the
     bridges and the NCP machine, and joining bridges while the host permits it.
@@ -198,8 +203,8 @@ class DongleRig(PacedRig):
         self.nv_path = None if run_dir is None else self.run_dir / f"dongle-{protocol}.json"
         nv = self._load_nv()
         ieee = eui64(spec.name, f"dongle-{protocol}")
-        if protocol == "ezsp" and ezsp_version not in EZSP_VERSIONS:
-            raise DongleError(f"EZSP version {ezsp_version}: want one of {', '.join(map(str, EZSP_VERSIONS))}")
+        if protocol == "ezsp":
+            check_ezsp_version(ezsp_version)
         try:
             self.ncp = (ZnpCoordinator(ieee, nv, seed=seed) if protocol == "znp"
                         else EzspCoordinator(ieee, nv, seed=seed, version=ezsp_version))

@@ -1,15 +1,18 @@
-"""A premises in which one bridge's place is taken by a virtual ZNP dongle that joins
-the premises' network as a router (or end device): the device side for
+"""A premises in which one bridge's place is taken by a virtual dongle (ZNP or EZSP) that
+joins the premises' network as a router (or end device): the device side for
 `bridge-emu attach`, so an emulated bridge on a host can be tested through a
 serial dongle without hardware.
 
 The premises runs as in `bridge-emu run`, paced by the wall clock (speed times
 faster, if asked), with its own GBCS hub and OTA server; bridge NAME's node on the
 simulated network is the dongle's radio. A host opens the dongle's UART (a socket
-or a pty), makes it a router or end device (NV 0x0087) and steers it onto the
-network; once joined, the hub serves the host's bridge at that node's address.
+or a pty) and joins it to the network: ZNP, a router or end device by NV 0x0087 and
+network steering; EZSP, an active scan that hears the premises' beacon, then
+joinNetwork. Once joined, the hub serves the host's bridge at that node's address.
+Both NCP machines offer the same radio side (pop_network, network_received,
+on_network, end_device, reset, radio_network), so everything here is shared.
 
-    hub (GBCS, OTA server)  <->  simulated network  <->  RadioNode  <->  ZNP dongle  <->  link  <->  host
+    hub (GBCS, OTA server)  <->  simulated network  <->  RadioNode  <->  NCP (znp|ezsp)  <->  link  <->  host
 """
 from __future__ import annotations
 
@@ -18,7 +21,16 @@ import hashlib
 import pathlib
 
 from bridge_emu.codec import zdo
-from bridge_emu.dongle.rig import MAX_SPEED, MIN_SPEED, DongleError, HostPort, PacedRig, serve
+from bridge_emu.dongle.rig import (
+    EZSP_DEFAULT,
+    MAX_SPEED,
+    MIN_SPEED,
+    DongleError,
+    HostPort,
+    PacedRig,
+    check_ezsp_version,
+    serve,
+)
 from bridge_emu.emulator.hub import HUB
 from bridge_emu.emulator.zigbee_node import HA_PROFILE, eui64
 from bridge_emu.net.asyncio_clock import AsyncioClock
@@ -28,7 +40,10 @@ from bridge_emu.net.transport import ZDO
 from bridge_emu.premises.images import ImageSet
 from bridge_emu.premises.runner import BridgeSlot, PremisesRun
 from bridge_emu.premises.schema import PremisesSpec
-from bridge_emu.uart.znp_ncp import DEVICE_TYPE_CAPABILITIES, END_DEVICE, JoinableNetwork, ZnpDongle
+from bridge_emu.uart.ezsp_ncp import EzspCoordinator
+from bridge_emu.uart.znp_ncp import DEVICE_TYPE_CAPABILITIES, JoinableNetwork, ZnpDongle
+
+PROTOCOLS = ("znp", "ezsp")
 
 BROADCASTS = range(0xFFF8, 0x10000)
 
@@ -48,7 +63,7 @@ class RadioNode:
     while the dongle is joined. A frame Machine (net.transport) towards the network; the
     duck type rig.HostPort drives (take_from_host, join_ready)."""
 
-    def __init__(self, run: PremisesRun, slot: BridgeSlot, ncp: ZnpDongle, clock: AsyncioClock):
+    def __init__(self, run: PremisesRun, slot: BridgeSlot, ncp: ZnpDongle | EzspCoordinator, clock: AsyncioClock):
         self.run, self.slot, self.ncp, self.clock = run, slot, ncp, clock
         self.transport = slot.transport
         self.profile = slot.bridge.profile
@@ -102,28 +117,41 @@ class RadioNode:
             self.transport.online = up
         if self.transport.sleepy:
             interval = (self.profile.fast_poll_s or self.profile.poll_interval_s) if up else 0.0
-            if self.ncp.logical_type != END_DEVICE:
+            if not self.ncp.end_device:
                 interval = min(interval, 0.05) if up else 0.0   # a router stand-in listens: poll often
             if interval != self.transport.poll_interval_s:
                 self.transport.poll_interval_s = interval
 
 
+def joining_ncp(protocol: str, ieee: int, nv, *, seed: int, device_types: int, ezsp_version: int):
+    """The NCP machine of a joining dongle. device_types: what the build can be (1 coordinator, 2 router,
+    4 end device; for EZSP the router bit is the ZigBee PRO library's router capability)."""
+    if protocol == "znp":
+        return ZnpDongle(ieee, nv, seed=seed, device_types=device_types)
+    check_ezsp_version(ezsp_version)
+    return EzspCoordinator(ieee, nv, seed=seed, version=ezsp_version, device_types=device_types)
+
+
 class RouterDongleRig(PacedRig):
-    """A premises whose bridge `bridge` is a virtual ZNP dongle on `link` (serve_tcp, open_pty)."""
+    """A premises whose bridge `bridge` is a virtual ZNP or EZSP dongle on `link` (serve_tcp, open_pty)."""
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, link, bridge: str, *, protocol: str = "znp",
                  run_dir: pathlib.Path | None = None, loop: asyncio.AbstractEventLoop | None = None,
                  resume: bool = False, seed: int = 1, speed: float = 1.0,
-                 device_types: int = DEVICE_TYPE_CAPABILITIES):
-        if protocol != "znp":
-            raise DongleError(f"protocol {protocol!r}: a router-role dongle is emulated for znp only")
+                 device_types: int = DEVICE_TYPE_CAPABILITIES, ezsp_version: int = EZSP_DEFAULT):
+        if protocol not in PROTOCOLS:
+            raise DongleError(f"protocol {protocol!r}: a router-role dongle is emulated for "
+                              f"{' and '.join(PROTOCOLS)}")
         if not MIN_SPEED <= speed <= MAX_SPEED:
             raise DongleError(f"speed {speed!r}: want {MIN_SPEED:g} to {MAX_SPEED:g} times the wall clock")
         self.loop = loop or asyncio.get_running_loop()
         self.run_dir = None if run_dir is None else run_dir / spec.name
-        self.nv_path = None if run_dir is None else self.run_dir / f"dongle-{bridge}-znp.json"
-        self.ncp = ZnpDongle(eui64(spec.name, f"dongle-{bridge}"), self._load_nv(), seed=seed,
-                             device_types=device_types)
+        self.nv_path = None if run_dir is None else self.run_dir / f"dongle-{bridge}-{protocol}.json"
+        try:
+            self.ncp = joining_ncp(protocol, eui64(spec.name, f"dongle-{bridge}"), self._load_nv(), seed=seed,
+                                   device_types=device_types, ezsp_version=ezsp_version)
+        except ValueError as e:      # a saved NV the NCP cannot take
+            raise DongleError(f"{self.nv_path}: {e}") from None
         self.run = PremisesRun(spec, images, self.run_dir, resume=resume)
         slot = next((s for s in self.run.slots if s.spec.name == bridge), None)
         if slot is None:
@@ -144,7 +172,8 @@ class RouterDongleRig(PacedRig):
     # -- what a test does to a real dongle
 
     def reset_dongle(self) -> None:
-        """Its reset pin: RAM state (endpoints, the joined state) lost, SYS.ResetInd to the host."""
+        """Its reset pin: RAM state (endpoints, the joined state) lost; the host hears of it (ZNP: SYS.ResetInd,
+        EZSP: an unasked RSTACK)."""
         self.ncp.reset(self.clock.now())
         self.radio.join_ready(self.run.net.scheduler.time)      # off the air at once
         self.stream.poke()
@@ -159,9 +188,11 @@ class RouterDongleRig(PacedRig):
 
 async def serve_router(spec: PremisesSpec, images: ImageSet, bridge: str, *, listen: str | None, pty: bool,
                        run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
-                       stop: asyncio.Event | None = None, speed: float = 1.0) -> None:
-    """Run a premises whose bridge `bridge` is a router-role ZNP dongle until `stop` is set (rig.serve)."""
-    await serve(spec, images, "znp", listen=listen, pty=pty, run_dir=run_dir, resume=resume,
+                       stop: asyncio.Event | None = None, speed: float = 1.0, protocol: str = "znp",
+                       ezsp_version: int = EZSP_DEFAULT) -> None:
+    """Run a premises whose bridge `bridge` is a router-role dongle until `stop` is set (rig.serve)."""
+    await serve(spec, images, protocol, listen=listen, pty=pty, run_dir=run_dir, resume=resume,
                 allow_remote=allow_remote, announce=announce, warn=warn, stop=stop, speed=speed,
-                make_rig=lambda link, loop: RouterDongleRig(spec, images, link, bridge, run_dir=run_dir, loop=loop,
-                                                            resume=resume, speed=speed))
+                make_rig=lambda link, loop: RouterDongleRig(spec, images, link, bridge, protocol=protocol,
+                                                            run_dir=run_dir, loop=loop, resume=resume, speed=speed,
+                                                            ezsp_version=ezsp_version))

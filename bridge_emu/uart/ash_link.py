@@ -15,7 +15,9 @@ form are bridge_emu.codec.ash; this is the reliability around them:
   t = 7/8 t + 1/2 rtt, between 0.4 and 3.2 s, doubling at each timeout;
 - after `max_timeouts` timeouts in a row the link has failed: the host resets
   it (CANCEL, RST, waiting up to 3.2 s for RSTACK, again and again); the NCP
-  sends ERROR and waits for the host's RST.
+  sends ERROR and waits for the host's RST;
+- an NCP that resets by itself (ncp_reset) sends an unasked RSTACK; the host
+  takes it as LinkDown then Connected (the EZSP session above starts afresh).
 """
 from __future__ import annotations
 
@@ -124,6 +126,16 @@ class AshLink:
         if ack_at is not None and now >= ack_at:
             self._ack_timeout(now)
 
+    def ncp_reset(self, reset_code: int) -> None:
+        """NCP: it rebooted by itself (reset pin, watchdog, power): whatever was in flight is gone,
+        and it says so with an unasked RSTACK, as an EmberZNet NCP does after every reset."""
+        if self.role != "ncp":
+            raise ValueError("ncp_reset: only an NCP resets by itself")
+        self._down("the NCP reset")
+        self.stats["resets"] += 1
+        self._emit(ash.RstAckFrame(ASH_VERSION, reset_code))
+        self.connected = True
+
     @property
     def idle(self) -> bool:
         """Nothing queued or unacknowledged."""
@@ -171,6 +183,11 @@ class AshLink:
                 self.connected = True
                 self._events.append(Connected(frame.reset_code))
                 self._fill_window(now)
+            elif self.role == "host" and self.connected:
+                # unasked: the NCP reset by itself (its pin, a watchdog) and its frame numbers start at 0 again
+                self._down(f"the NCP reset (RSTACK, reset code 0x{frame.reset_code:02X})")
+                self.connected = True
+                self._events.append(Connected(frame.reset_code))
             return
         if isinstance(frame, ash.ErrorFrame):
             if self.role == "host":

@@ -1,5 +1,6 @@
-"""A virtual Silicon Labs EZSP coordinator dongle (an EFR32 running EmberZNet NCP
-firmware), as a sans-I/O machine.
+"""A virtual Silicon Labs EZSP dongle (an EFR32 running EmberZNet NCP firmware), as a
+sans-I/O machine: a coordinator, or a router / end device that joins a network on
+its radio side.
 
 The host side is the dongle's UART: ASH (bridge_emu.uart.ash_link, the NCP end)
 carrying EZSP frames (bridge_emu.codec.ezsp), through the ByteMachine methods
@@ -58,7 +59,19 @@ The model:
   that leaves: childJoinHandler (leaving) if it was a child, and
   trustCenterJoinHandler DEVICE_LEFT.
 
-Not emulated: beacons, multicast, source routes, an address table, tokens other than the ones above
+* Joining (the router / end-device role, for `bridge-emu attach`): getLibraryStatus
+  of the ZigBee PRO library says which roles the build takes (`device_types`, the
+  bitmap znp_ncp uses: without the router bit it is an end-device-only stack, and
+  joinNetwork as a router is INVALID_CALL). An active scan hears the beacon of
+  `radio_network` (a JoinableNetwork) when its channel is scanned; joinNetwork with
+  that channel and PAN joins at once: the tokens take the network, its key and the
+  node id it was given, and stackStatusHandler NETWORK_UP follows (anything else:
+  JOIN_FAILED). networkInit after a reboot comes back up on those tokens. Frames
+  reach the host only while the network is up; ZDO for the node goes to the host
+  (the bridge on the host answers its own interview). `reset()` is the reset pin:
+  the NCP reboots and says so with an unasked RSTACK.
+
+Not emulated: multicast, source routes, an address table, tokens other than the ones above
 (getTokenData answers NOT_FOUND, so bellows sees no NV3 tokens), XNCP (customFrame
 fails, as stock firmware does), Green Power (bellows' table clears are answered
 invalidCommand, as a build without it does), ZLL, mfglib, the bootloader, frame
@@ -76,7 +89,7 @@ from construct import Flag, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 from bridge_emu.codec import ezsp, zdo
 from bridge_emu.codec.ezsp import Direction, EzspError, EzspFrame
 from bridge_emu.uart.ash_link import AshLink, Connected, LinkDown, Received
-from bridge_emu.uart.znp_ncp import ApsOut, NetworkState
+from bridge_emu.uart.znp_ncp import ApsOut, JoinableNetwork, NetworkState
 
 # -- what the dongle says it is ------------------------------------------------------------------------------------
 
@@ -91,9 +104,9 @@ MFG_BOARD_NAME = b"virtual EFR32"
 # -- status codes (EmberStatus / EzspStatus before v14, sl_status_t from v14) --------------------------------------
 
 SUCCESS = 0x00
-EMBER_NETWORK_UP, SL_NETWORK_UP = 0x90, 0x0015
-EMBER_NETWORK_DOWN, SL_NETWORK_DOWN = 0x91, 0x0016
-EMBER_NOT_JOINED, SL_NOT_JOINED = 0x93, 0x0017
+EMBER_NETWORK_UP, SL_NETWORK_UP = ezsp.EMBER_NETWORK_UP, ezsp.SL_NETWORK_UP
+EMBER_NETWORK_DOWN, SL_NETWORK_DOWN = ezsp.EMBER_NETWORK_DOWN, ezsp.SL_NETWORK_DOWN
+EMBER_NOT_JOINED, SL_NOT_JOINED = ezsp.EMBER_NOT_JOINED, ezsp.SL_NOT_JOINED
 EMBER_NOT_FOUND, SL_NOT_FOUND = 0x03, 0x002D
 EMBER_INVALID_CALL, SL_INVALID_STATE = 0x70, 0x0002
 EZSP_ERROR_INVALID_ID, SL_INVALID_PARAMETER = 0x37, 0x0021
@@ -119,7 +132,10 @@ SEC_MAN_FLAG_KEY_INDEX_IS_VALID = 0x01
 KEY_HAS_PARTNER_EUI64 = 0x0008
 KEY_HAS_FRAME_COUNTERS = 0x0006            # outgoing and incoming
 NO_KEY_TABLE_INDEX = 0xFF
-SCAN_ENERGY, SCAN_ACTIVE = 0, 1            # EzspNetworkScanType
+SCAN_ENERGY, SCAN_ACTIVE = ezsp.SCAN_ENERGY, ezsp.SCAN_ACTIVE
+RESET_EXTERNAL = 0x01                      # the ASH reset code after the reset pin
+DEVICE_TYPE_CAPABILITIES = 0x07            # coordinator, router, end device (znp_ncp's bitmap)
+ROUTER_CAPABLE = 0x02
 QUIET_RSSI_DBM = -92                       # what an energy scan hears on an empty channel (plus up to 5 dB)
 NETWORK_STATUS_NO_NETWORK, NETWORK_STATUS_JOINED = 0, 2
 DEVICE_UPDATE_STANDARD_SECURITY_UNSECURED_JOIN, DEVICE_UPDATE_LEFT = 1, 2
@@ -181,9 +197,14 @@ class EzspCoordinator:
     """The dongle: a ByteMachine on its UART side, a sans-I/O radio on the other."""
 
     def __init__(self, ieee: int, nv: Mapping[str, Any] | None = None, *, seed: int = 0,
-                 version: int = DEFAULT_VERSION, stack_version: tuple[int, int, int, int] = STACK_VERSION):
+                 version: int = DEFAULT_VERSION, stack_version: tuple[int, int, int, int] = STACK_VERSION,
+                 device_types: int = DEVICE_TYPE_CAPABILITIES):
         if not 0 <= ieee < 1 << 64:
             raise ValueError(f"ieee {ieee!r}: want an EUI-64 as an int")
+        if not 0 < device_types <= 0x07:
+            raise ValueError(f"device_types {device_types!r}: want a bitmap of 1 coordinator, 2 router, 4 end device")
+        self.device_types = device_types
+        self.radio_network: JoinableNetwork | None = None   # what a joining NCP's active scan hears
         if version not in ezsp.TABLE_VERSIONS:
             raise ValueError(f"EZSP version {version}: want one of {ezsp.TABLE_VERSIONS}")
         self.version = version
@@ -191,7 +212,7 @@ class EzspCoordinator:
         self.rng = random.Random(seed)
         self.ash = AshLink("ncp")
         self.stats = {"frames": 0, "malformed": 0, "invalid_commands": 0, "reboots": 0, "aps_out": 0,
-                      "joins_refused": 0}
+                      "joins_refused": 0, "resets": 0, "joins": 0, "joins_failed": 0}
         self.invalid_frame_ids: Counter[int] = Counter()     # what was answered invalidCommand, by frame id
         self._tokens: dict[str, Any] = {"eui64": ieee, "network": None, "key_table": {}, "children": {}}
         if nv is not None:
@@ -260,6 +281,35 @@ class EzspCoordinator:
         return self._permit_until is not None
 
     @property
+    def node_type(self) -> int:
+        """The EmberNodeType the tokens hold (COORDINATOR once formed, what joinNetwork asked once joined)."""
+        net = self._tokens["network"]
+        return ezsp.EmberNodeType.UNKNOWN_DEVICE if net is None else net.get("node_type",
+                                                                            ezsp.EmberNodeType.COORDINATOR)
+
+    @property
+    def node_id(self) -> int:
+        net = self._tokens["network"]
+        return 0xFFFE if net is None or not self._up else net.get("node_id", COORDINATOR_NWK)
+
+    @property
+    def on_network(self) -> bool:
+        """The radio is up: formed or joined, and the stack started (networkInit, formNetwork, joinNetwork)."""
+        return self._up
+
+    @property
+    def end_device(self) -> bool:
+        return self.node_type in (ezsp.EmberNodeType.END_DEVICE, ezsp.EmberNodeType.SLEEPY_END_DEVICE)
+
+    def reset(self, now: float) -> None:
+        """The reset pin: a reboot (the tokens stay), then an unasked RSTACK to the host."""
+        self.stats["resets"] += 1
+        self._reboot()
+        self._outbox.clear()
+        self.ash.ncp_reset(RESET_EXTERNAL)
+        self.ash.pop_events()       # its LinkDown: the reboot above is what it means
+
+    @property
     def ieee(self) -> int:
         return self._tokens["eui64"]
 
@@ -272,11 +322,13 @@ class EzspCoordinator:
         return NetworkState(channel=net["radio_channel"], pan_id=net["pan_id"], extended_pan_id=net["extended_pan_id"],
                             network_key=bytes.fromhex(net["network_key"]), key_seq=net["key_seq"],
                             nwk_update_id=net["nwk_update_id"], frame_counter=net["nwk_frame_counter"],
-                            nwk=COORDINATOR_NWK, channel_mask=net["channels"])
+                            nwk=net.get("node_id", COORDINATOR_NWK), channel_mask=net["channels"])
 
     def network_received(self, src_nwk: int, src_ep: int, dst_ep: int, profile: int, cluster: int, payload: bytes,
                          lqi: int, now: float) -> None:
-        """A frame from the network for the host."""
+        """A frame from the network for the host (a joining NCP off the network hears nothing)."""
+        if not self._up and self.node_type != ezsp.EmberNodeType.COORDINATOR:
+            return
         self._incoming(src_nwk, src_ep, dst_ep, profile, cluster, bytes(payload), lqi, now,
                        message_type=ezsp.EmberIncomingMessageType.UNICAST)
         self._flush(now)
@@ -586,14 +638,13 @@ class EzspCoordinator:
             return
         params = {k: net[k] for k in ("extended_pan_id", "pan_id", "radio_tx_power", "radio_channel", "join_method",
                                       "nwk_manager_id", "nwk_update_id", "channels")}
-        self._reply("getNetworkParameters", status=SUCCESS, node_type=ezsp.EmberNodeType.COORDINATOR,
-                    parameters=params)
+        self._reply("getNetworkParameters", status=SUCCESS, node_type=self.node_type, parameters=params)
 
     def _get_eui64(self, fields: dict, now: float) -> None:
         self._reply("getEui64", eui64=self.ieee)
 
     def _get_node_id(self, fields: dict, now: float) -> None:
-        self._reply("getNodeId", node_id=COORDINATOR_NWK if self._up else 0xFFFE)
+        self._reply("getNodeId", node_id=self.node_id)
 
     def _set_initial_security_state(self, fields: dict, now: float) -> None:
         self._pending_security = fields["state"]
@@ -610,6 +661,7 @@ class EzspCoordinator:
             **{k: params[k] for k in ("extended_pan_id", "pan_id", "radio_tx_power", "radio_channel",
                                       "join_method", "nwk_update_id", "channels")},
             "nwk_manager_id": COORDINATOR_NWK,
+            "node_type": ezsp.EmberNodeType.COORDINATOR, "node_id": COORDINATOR_NWK,
             "network_key": bytes(network_key).hex(),
             "key_seq": security.get("network_key_sequence_number", 0),
             "tc_link_key": bytes(security.get("preconfigured_key") or ZIGBEE_ALLIANCE_KEY).hex(),
@@ -622,6 +674,40 @@ class EzspCoordinator:
         self._devices.clear()
         self._parents.clear()
         self._reply("formNetwork", status=SUCCESS)
+        self._network_up()
+
+    def _library_status(self, fields: dict, now: float) -> None:
+        if fields["library_id"] != ezsp.ZIGBEE_PRO_LIBRARY_ID:
+            self._reply("getLibraryStatus", status=0x00)           # EMBER_LIBRARY_IS_STUB
+            return
+        router = ezsp.LIBRARY_HAVE_ROUTER_CAPABILITY if self.device_types & ROUTER_CAPABLE else 0
+        self._reply("getLibraryStatus", status=ezsp.LIBRARY_PRESENT | router)
+
+    def _join_network(self, fields: dict, now: float) -> None:
+        node_type = fields["node_type"]
+        joiners = (ezsp.EmberNodeType.ROUTER, ezsp.EmberNodeType.END_DEVICE, ezsp.EmberNodeType.SLEEPY_END_DEVICE)
+        if self._up or node_type not in joiners or (
+                node_type == ezsp.EmberNodeType.ROUTER and not self.device_types & ROUTER_CAPABLE):
+            self._reply("joinNetwork", status=self._status(EMBER_INVALID_CALL, SL_INVALID_STATE))
+            return
+        self._reply("joinNetwork", status=SUCCESS)
+        params, target = fields["parameters"], self.radio_network
+        if target is None or (params["radio_channel"], params["pan_id"]) != (target.channel, target.pan_id) or \
+                params["extended_pan_id"] not in (0, target.extended_pan_id):
+            self.stats["joins_failed"] += 1
+            self._callback("stackStatusHandler", status=self._status(ezsp.EMBER_JOIN_FAILED, SL_NOT_JOINED))
+            return
+        security = self._pending_security or {}
+        self._tokens["network"] = {
+            "extended_pan_id": target.extended_pan_id, "pan_id": target.pan_id,
+            "radio_tx_power": params["radio_tx_power"], "radio_channel": target.channel, "join_method": 0,
+            "nwk_update_id": 0, "channels": 1 << target.channel, "nwk_manager_id": COORDINATOR_NWK,
+            "node_type": node_type, "node_id": target.nwk, "parent": target.parent_nwk,
+            "network_key": bytes(target.network_key).hex(), "key_seq": 0,
+            "tc_link_key": bytes(security.get("preconfigured_key") or ZIGBEE_ALLIANCE_KEY).hex(),
+            "security_bitmask": security.get("bitmask", 0), "nwk_frame_counter": 0, "aps_frame_counter": 0}
+        self._tokens["children"] = {}
+        self.stats["joins"] += 1
         self._network_up()
 
     def _leave_network(self, fields: dict, now: float) -> None:
@@ -784,6 +870,12 @@ class EzspCoordinator:
                 if fields["channel_mask"] >> channel & 1:
                     self._callback("energyScanResultHandler", channel=channel,
                                    max_rssi_value=QUIET_RSSI_DBM + self.rng.randrange(6))
+        elif self.radio_network is not None and fields["channel_mask"] >> self.radio_network.channel & 1:
+            target = self.radio_network            # a joining NCP hears the network it stands in
+            self._callback("networkFoundHandler", network_found={
+                "channel": target.channel, "pan_id": target.pan_id, "extended_pan_id": target.extended_pan_id,
+                "allowing_join": True, "stack_profile": ezsp.STACK_PROFILE_ZIGBEE_PRO, "nwk_update_id": 0},
+                last_hop_lqi=255, last_hop_rssi=-40)
         self._callback("scanCompleteHandler", channel=0, status=SUCCESS)
 
     def _stop_scan(self, fields: dict, now: float) -> None:
@@ -857,7 +949,7 @@ class EzspCoordinator:
         sent = {"message_type": message_type, "destination": destination, "aps_frame": aps,
                 "message_tag": fields["message_tag"], "status": SUCCESS, "message": payload}
         self._callback("messageSentHandler", **sent)
-        if destination == COORDINATOR_NWK and aps["profile_id"] == zdo.ZDO_PROFILE:
+        if destination == self.node_id and aps["profile_id"] == zdo.ZDO_PROFILE:
             self._answer_own_zdo(aps["cluster_id"], payload, now)
             return
         self.stats["aps_out"] += 1
@@ -918,6 +1010,8 @@ HANDLERS: dict[str, _Handler] = {
     "getNodeId": EzspCoordinator._get_node_id,
     "setInitialSecurityState": EzspCoordinator._set_initial_security_state,
     "formNetwork": EzspCoordinator._form_network,
+    "joinNetwork": EzspCoordinator._join_network,
+    "getLibraryStatus": EzspCoordinator._library_status,
     "leaveNetwork": EzspCoordinator._leave_network,
     "permitJoining": EzspCoordinator._permit_joining,
     "getCurrentSecurityState": EzspCoordinator._get_current_security_state,

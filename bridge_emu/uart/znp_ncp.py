@@ -50,8 +50,8 @@ The model:
 
 Not emulated: the radio itself (no energy scans, no MAC or NWK subsystems, no
 routing: ExtRouteChk finds a route to every joined device), Z-Stack 1.2 / 3.0
-behaviour, the TCLK / address-manager / APS key tables (joined devices are not
-written to NV, so a backup lists no devices), long messages (AF.IncomingMsgExt),
+behaviour, the TCLK and APS key tables (a joined device is written to the address
+manager table, so a backup lists it, but with no link key), long messages (AF.IncomingMsgExt),
 frame counters that advance, install codes (accepted and ignored), the bootloader.
 """
 from __future__ import annotations
@@ -99,6 +99,10 @@ ZDP_NOT_ACTIVE = 0x83
 NV_SYS_ZSTACK = 1
 NV_ITEM_LEGACY = 0x0000             # the OSAL NV ids, as sub ids of this item
 NV_ITEM_NWK_SEC_MATERIAL_TABLE = 0x0007
+NV_ITEM_ADDRMGR = 0x0001             # the address manager table: one entry per sub id
+ADDRMGR_ENTRIES = 32                 # its size here (a build constant in Z-Stack)
+ADDRMGR_ASSOC, ADDRMGR_SECURITY = 0x01, 0x02      # AddrMgrUserType bits: a child of ours, known to the TC
+ADDRMGR_EMPTY = b"\xff" * 12          # type, pad, NWK u16, IEEE u64 (aligned), all ones: unused
 NV_CHUNK = 244                      # the most one read answers, as zigpy-znp writes
 
 OSAL_EXTADDR = 0x0001
@@ -362,6 +366,11 @@ class ZnpCoordinator:
         """The radio is up: joined (router, end device) or started as coordinator."""
         return self._state in ON_NETWORK_STATES
 
+    @property
+    def end_device(self) -> bool:
+        """On the network (or about to join it) as an end device (NV 0x0087 = 2)."""
+        return self.logical_type == END_DEVICE
+
     def reset(self, now: float) -> None:
         """The reset pin (or a watchdog): RAM state is lost, NV kept, SYS.ResetInd follows."""
         self._boot(now)
@@ -416,6 +425,8 @@ class ZnpCoordinator:
             self.stats["joins_refused"] += 1
             return False
         self._devices[ieee] = nwk
+        child = parent_nwk == self._own_nwk() and not mac_capabilities & 0x02     # an end device of ours
+        self._remember_device(nwk, ieee, ADDRMGR_SECURITY | (ADDRMGR_ASSOC if child else 0))
         self._send(mt.encode_command("ZDO.TCDevInd", src_nwk=nwk, src_ieee=ieee, parent_nwk=parent_nwk))
         # the device announces itself once it has the network key (a broadcast the coordinator hears)
         self._send(mt.encode_command("ZDO.EndDeviceAnnceInd", src=nwk, nwk=nwk, ieee=ieee,
@@ -427,9 +438,23 @@ class ZnpCoordinator:
 
     def device_left(self, nwk: int, ieee: int, now: float) -> None:
         self._devices.pop(ieee, None)
+        self._remember_device(nwk, ieee, None)
         self._send(mt.encode_command("ZDO.LeaveInd", nwk=nwk, ieee=ieee, request=False, remove=False, rejoin=False))
 
     # -- NV ------------------------------------------------------------------------------------------------------
+
+    def _remember_device(self, nwk: int, ieee: int, kind: int | None) -> None:
+        """The address manager entry of a device (kind None: forget it), where zigpy-znp's backup reads
+        the devices of the network: its own slot if it has one, else the first unused."""
+        keys = [(NV_SYS_ZSTACK, NV_ITEM_ADDRMGR, sub_id) for sub_id in range(ADDRMGR_ENTRIES)]
+        mine = ieee.to_bytes(8, "little")
+        slot = next((k for k in keys if bytes(self._nv.get(k, b""))[4:12] == mine), None)
+        if slot is None and kind is not None:
+            slot = next((k for k in keys if bytes(self._nv.get(k, b"")) == ADDRMGR_EMPTY), None)
+        if slot is None:
+            return                                    # the table is full (or it was never there): as Z-Stack
+        self._nv[slot] = bytearray(ADDRMGR_EMPTY if kind is None else
+                                   bytes([kind, 0xFF]) + nwk.to_bytes(2, "little") + mine)
 
     def nv_snapshot(self) -> dict[str, Any]:
         """NV as a JSON-able dict (the `nv` argument of a later construction)."""
@@ -465,6 +490,8 @@ class ZnpCoordinator:
         for sub_id in range(NWK_SEC_MATERIAL_ENTRIES):
             self._nv.setdefault((NV_SYS_ZSTACK, NV_ITEM_NWK_SEC_MATERIAL_TABLE, sub_id),
                                 bytearray(_SEC_MATERIAL.sizeof()))
+        for sub_id in range(ADDRMGR_ENTRIES):
+            self._nv.setdefault((NV_SYS_ZSTACK, NV_ITEM_ADDRMGR, sub_id), bytearray(ADDRMGR_EMPTY))
         self._nv[_osal(OSAL_STARTUP_OPTION)] = bytearray(1)
         self._state = DeviceState.INITIALIZED_NOT_STARTED
         self._endpoints: dict[int, _Endpoint] = {}
@@ -500,6 +527,8 @@ class ZnpCoordinator:
         self._nv.setdefault(_osal(OSAL_TCLK_SEED), bytearray(self.rng.randbytes(16)))
         self._nv[(NV_SYS_ZSTACK, NV_ITEM_NWK_SEC_MATERIAL_TABLE, 0)] = bytearray(
             _SEC_MATERIAL.build({"frame_counter": 0, "extended_pan_id": extended_pan_id}))
+        for sub_id in range(ADDRMGR_ENTRIES):          # a new network knows no devices yet
+            self._nv[(NV_SYS_ZSTACK, NV_ITEM_ADDRMGR, sub_id)] = bytearray(ADDRMGR_EMPTY)
         self.stats["formations"] += 1
 
     # -- frames in -----------------------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def test_attach_joins_a_bridge_through_the_router_dongle_and_both_stop_on_sigter
 
 @pytest.mark.parametrize(("args", "says"), [
     (["dongle", "ihd", "--protocol", "znp", "--role", "router", "--no-dir"], "--role router needs --bridge"),
-    (["dongle", "ihd", "--protocol", "ezsp", "--role", "router", "--bridge", "b4", "--no-dir"], "znp only"),
+    (["dongle", "ihd", "--protocol", "ezsp", "--role", "router", "--bridge", "b4", "--ezsp-version", "15",
+      "--no-dir"], "EZSP version 15: want one of"),
     (["dongle", "ihd", "--protocol", "znp", "--bridge", "b4", "--no-dir"], "--bridge goes with --role router"),
     (["attach", "ihd", "--bridge", "b9", "--port", "socket://127.0.0.1:9", "--protocol", "znp", "--no-dir"],
      "no bridge 'b9'"),

@@ -134,7 +134,7 @@ def test_what_cannot_be_attached_is_a_one_line_error(tmp_path):
     async def main():
         errors = []
         for call in (
-            lambda: attach(SPEC, images, "b4", "socket://127.0.0.1:1", "ezsp", tmp_path),
+            lambda: attach(SPEC, images, "b4", "socket://127.0.0.1:1", "zboss", tmp_path),
             lambda: attach(SPEC, images, "b9", "socket://127.0.0.1:1", "znp", tmp_path),
             lambda: attach(SPEC, images, "b4", "socket://127.0.0.1:1", "znp", tmp_path),   # nothing listens there
         ):
@@ -143,7 +143,7 @@ def test_what_cannot_be_attached_is_a_one_line_error(tmp_path):
             errors.append(e.value)
         link = await serve_tcp("127.0.0.1", 0)
         try:
-            for kwargs in ({"bridge": "b9"}, {"bridge": "b4", "protocol": "ezsp"}, {"bridge": "b4", "speed": 0}):
+            for kwargs in ({"bridge": "b9"}, {"bridge": "b4", "protocol": "zboss"}, {"bridge": "b4", "speed": 0}):
                 with pytest.raises(DongleError) as e:
                     RouterDongleRig(SPEC, images, link, **kwargs)
                 errors.append(e.value)
@@ -153,9 +153,11 @@ def test_what_cannot_be_attached_is_a_one_line_error(tmp_path):
 
     errors = asyncio.run(main())
     assert [type(e).__name__ for e in errors[:2]] == ["AttachError", "AttachError"]
-    assert "ezsp" in str(errors[0]) and "no bridge 'b9'" in str(errors[1])
+    assert "'zboss': attach drives znp, ezsp dongles only" in str(errors[0])
+    assert "no bridge 'b9'" in str(errors[1])
     assert "socket://127.0.0.1:1: cannot open" in str(errors[2])
-    assert "no bridge 'b9'" in str(errors[3]) and "znp only" in str(errors[4]) and "speed 0" in str(errors[5])
+    assert "no bridge 'b9'" in str(errors[3]) and "emulated for znp and ezsp" in str(errors[4])
+    assert "speed 0" in str(errors[5])
     assert all("\n" not in str(e) for e in errors)
     run = PremisesRun(SPEC, images)
     with pytest.raises(BridgeEmuError, match="no bridge 'b9' to replace") as e:

@@ -8,7 +8,8 @@ model), with the OTA cluster as an output cluster; a sleepy B3 too. Every comman
 bellows sends is one the NCP answers (`gaps`). Then zigpy's own OTA updates a B4
 with `Device.update_firmware`: the bridge verifies the image, activates on the
 Upgrade End Response (upgrade time 0), reboots into it and confirms, and zigpy
-reads back the new `current_file_version`."""
+reads back the new `current_file_version`; a faulty image (it fails its self test) rolls
+back, and zigpy reads back the old one."""
 from __future__ import annotations
 
 import asyncio
@@ -50,7 +51,9 @@ def app_config(url: str, channel: int | None = None) -> dict:
     }
 
 
-@pytest.fixture(params=[8, 13, 14, 19], ids=lambda v: f"ezsp-v{v}")
+# v8 and v19 (the oldest and newest layouts) in every run; v13 and v14 (where the layouts changed) in `make test-slow`
+@pytest.fixture(params=[8, pytest.param(13, marks=pytest.mark.slow), pytest.param(14, marks=pytest.mark.slow), 19],
+                ids=lambda v: f"ezsp-v{v}")
 def ezsp_version(request):
     """The EZSP version the dongle speaks (bellows takes whatever the NCP answers)."""
     return request.param
@@ -108,15 +111,17 @@ def test_a_sleepy_bridge_joins_and_passes_the_interview_too(tmp_path):
     check_joined(tmp_path, spec, join_all(tmp_path, spec))
 
 
-def test_bellows_updates_a_bridge_and_reads_back_the_new_version(tmp_path):
+def run_update(tmp_path, offer: str, speed: float = OTA_SPEED):
+    """zigpy + bellows update b4 with the image `offer` ("next", "faulty"); returns (status zigpy
+    reports, the current_file_version it reads back, the bridge, pacer errors, the NCP, progress)."""
     spec = one_bridge_spec("B4", offer="none", link={"latency_ms": 5, "jitter_ms": 1, "throughput_kbps": 250})
     images = ImageSet(IMAGES)
-    data = images.file("B4", "next").read_bytes()
+    data = images.file("B4", offer).read_bytes()
     progress: list[int] = []
 
     async def main():
         link = await serve_tcp("127.0.0.1", 0)
-        rig = DongleRig(spec, images, "ezsp", link, run_dir=tmp_path, speed=OTA_SPEED)
+        rig = DongleRig(spec, images, "ezsp", link, run_dir=tmp_path, speed=speed)
         rig.start()
         app = ControllerApplication(app_config(link.url, channel=15))
         try:
@@ -134,7 +139,11 @@ def test_bellows_updates_a_bridge_and_reads_back_the_new_version(tmp_path):
             rig.stop()
             await asyncio.sleep(0.05)
 
-    status, read_back, bridge, errors, ncp = asyncio.run(main())
+    return (*asyncio.run(main()), progress, images, data)
+
+
+def test_bellows_updates_a_bridge_and_reads_back_the_new_version(tmp_path):
+    status, read_back, bridge, errors, ncp, progress, images, data = run_update(tmp_path, "next")
     assert not errors and not ncp.gaps, ncp.gaps
     assert status == foundation.Status.SUCCESS
     new = file_version(images.entry("B4", "next")["version"])
@@ -145,3 +154,17 @@ def test_bellows_updates_a_bridge_and_reads_back_the_new_version(tmp_path):
     assert bridge.record.download_bytes == len(data) and len(bridge.record.reboots) == 1
     assert file_version(bridge.record.version_before) == file_version(images.entry("B4", "current")["version"])
     assert file_version(str(bridge.manifest.version)) == file_version(bridge.record.version_after) == new
+
+
+@pytest.mark.slow      # about 60 s; the same rollback through ZNP runs in every run (test_dongle_ota.py)
+def test_a_faulty_image_through_bellows_rolls_back_and_zigpy_reads_back_the_old_version(tmp_path):
+    status, read_back, bridge, errors, ncp, progress, images, data = run_update(tmp_path, "faulty")
+    assert not errors and not ncp.gaps, ncp.gaps
+    assert status == foundation.Status.SUCCESS          # the download and Upgrade End went through
+    assert progress[-1] == len(data)
+    old = file_version(images.entry("B4", "current")["version"])
+    assert file_version(images.entry("B4", "faulty")["version"]) != old
+    assert read_back == old, f"zigpy read back {read_back!r}, want the old {old:08x}"
+    assert bridge.record.outcome == "rolled back"
+    assert len(bridge.record.reboots) >= 1                # it did boot the faulty image, then reverted
+    assert file_version(str(bridge.manifest.version)) == old

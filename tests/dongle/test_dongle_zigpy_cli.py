@@ -162,3 +162,29 @@ def test_a_restored_network_keeps_its_frame_counter(tmp_path, protocol):
         obj = backup(protocol, url, tmp_path / "backup.json")
     assert obj["pan_id"] == "1a2b" and obj["network_key"]["key"] == "000102030405060708090a0b0c0d0e0f"
     assert obj["network_key"]["frame_counter"] == 6000
+
+
+def test_bridges_that_joined_the_znp_dongle_are_in_a_zigpy_cli_backup_and_stay_after_a_restart(tmp_path):
+    """The coordinator writes every device that joins to its address manager table in NV, where
+    zigpy-znp's backup reads the network's devices: their NWK addresses, and which are its children."""
+    from bridge_emu.premises.schema import resolve
+
+    run_dir = tmp_path / "rig"
+    spec = resolve("ihd")
+    with dongle(run_dir, "znp") as url:
+        formed = zigpy_radio("znp", url, "form")
+        assert formed.returncode == 0, formed.stderr[-2000:]
+        permitted = zigpy_radio("znp", url, "permit", "-t", "10")    # the bridges join while it runs
+        assert permitted.returncode == 0, permitted.stderr[-2000:]
+        obj = backup("znp", url, tmp_path / "backup.json")
+    devices = {d["ieee_address"]: d for d in obj["devices"]}
+    want = {f"{eui64(spec.name, b.name):016x}": b for b in spec.bridges}
+    assert set(devices) == set(want), (sorted(devices), sorted(want))
+    nwks = {d["nwk_address"] for d in devices.values()}
+    assert len(nwks) == len(want) and all(n not in (None, "0000", "fffe") for n in nwks)
+    # mains bridges are routers (not children); an end device that joined through the hub would be
+    assert all(not d["is_child"] for d in devices.values())
+    with dongle(run_dir, "znp") as url:              # NV kept in --dir: the devices are still there
+        again = backup("znp", url, tmp_path / "again.json")
+    assert {d["ieee_address"]: d["nwk_address"] for d in again["devices"]} == {
+        ieee: d["nwk_address"] for ieee, d in devices.items()}

@@ -19,6 +19,14 @@ from bridge_emu.net.serial_link import StreamDriver, serve_tcp
 from bridge_emu.uart.ezsp_ncp import EzspCoordinator
 
 NCP_IEEE = 0x00_0B_57_FF_FE_12_34_56
+
+
+def slow(version: int):
+    """A version this test runs at in `make test-slow` only: every run covers each test at one version,
+    and each layout (v8, v13, v14, v16) at least once across the file."""
+    return pytest.param(version, marks=pytest.mark.slow)
+
+
 CHANNEL = 15            # given, so zigpy forms without the energy scan the NCP does not emulate
 
 
@@ -64,7 +72,7 @@ async def form_restart_backup(version: int) -> None:
         assert app.state.network_info.pan_id == formed.pan_id
 
 
-@pytest.mark.parametrize("version", [13, 16])
+@pytest.mark.parametrize("version", [13, slow(16)])
 def test_form_restart_backup(version):
     asyncio.run(asyncio.wait_for(form_restart_backup(version), 50))
 
@@ -87,7 +95,7 @@ async def form_by_energy_scan(version: int) -> None:
         assert not ncp.gaps, ncp.gaps
 
 
-@pytest.mark.parametrize("version", [13, 16])
+@pytest.mark.parametrize("version", [slow(13), 16])
 def test_zigpy_picks_a_channel_by_energy_scan_and_forms_on_it(version):
     asyncio.run(asyncio.wait_for(form_by_energy_scan(version), 50))
 
@@ -124,7 +132,7 @@ async def restore_with_link_key(version: int) -> None:
     assert resumed.nv_snapshot()["key_table"] == ncp.nv_snapshot()["key_table"]
 
 
-@pytest.mark.parametrize("version", [8, 13, 16])
+@pytest.mark.parametrize("version", [slow(8), 13, slow(16)])
 def test_a_restore_writes_its_link_keys_and_children_into_the_tokens(version):
     asyncio.run(asyncio.wait_for(restore_with_link_key(version), 50))
 
@@ -164,7 +172,7 @@ async def end_device_joins_and_leaves(version: int) -> None:
         assert not ncp.gaps, ncp.gaps
 
 
-@pytest.mark.parametrize("version", [13, 14])
+@pytest.mark.parametrize("version", [slow(13), 14])
 def test_an_end_device_joins_as_the_coordinators_child_and_leaves(version):
     asyncio.run(asyncio.wait_for(end_device_joins_and_leaves(version), 50))
 
