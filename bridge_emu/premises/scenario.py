@@ -12,6 +12,9 @@ expectation is not met, so a CI job can hold a rig to it.
     power_cut = { at_op = 3, tear = "bits" }   # runs unconfirmed); then one action:
                                      #   power_cut = { at_op, tear, seed }: the at_op-th flash operation from then
                                      #   power_off = true          off now, between flash operations
+                                     #   brown_out = { dip_ms, tear, seed }   the next flash operation's
+                                     #                             current sags the supply below the MCU's
+                                     #                             brown-out threshold (BROWN_OUT below)
                                      #   outage_s = 60             its link loses every frame for 60 s
                                      #   link = { loss, latency_ms, jitter_ms, throughput_kbps }  from then on
                                      #   offer = "faulty"          the hub offers it another image (or a path),
@@ -43,9 +46,16 @@ from bridge_emu.premises.runner import PremisesRun
 from bridge_emu.premises.schema import NAME, OFFERS, PremisesError, PremisesSpec, builtin_premises, load_premises
 
 STATES = ("download", "swap", "trial")
-ACTIONS = ("power_cut", "power_off", "outage_s", "link", "offer", "hub_restart", "clock_jump_s")
+ACTIONS = ("power_cut", "brown_out", "power_off", "outage_s", "link", "offer", "hub_restart", "clock_jump_s")
 WHENS = ("at_s", "at_block", "at_state")
 TRIAL_DELAY_S = 1.0          # "trial": this long into the new image's first boot
+# A brown-out, as modelled: a marginal supply sags when a flash program or erase
+# draws its current, the MCU's brown-out detector resets it, and the supply is
+# back once the dip is over. So it lands on the next flash operation from the
+# event, whenever that comes (that one tears; a power cut may be armed at any
+# count), RAM is lost as in any reset, and the bridge is off for the dip
+# (milliseconds) instead of a cut's off time (BridgeConfig.off_after_cut_s).
+BROWN_OUT_DIP_MS = 20.0
 _EXPECT_KEYS = {"outcome", "version", "alerts", "max_downtime_s"}
 _LINK_KEYS = {"loss", "latency_ms", "jitter_ms", "throughput_kbps"}
 _TOP_KEYS = {"name", "description", "premises", "limit_s", "seed", "event", "expect"}
@@ -184,6 +194,10 @@ class _Driver:
         if ev.action == "power_cut":
             arg = dict(ev.argument) if isinstance(ev.argument, dict) else {}
             s.bridge.cut_power_at_op(int(arg.get("at_op", 1)), str(arg.get("tear", "bits")), int(arg.get("seed", 0)))
+        elif ev.action == "brown_out":
+            arg = dict(ev.argument) if isinstance(ev.argument, dict) else {}
+            s.bridge.cut_power_at_op(1, str(arg.get("tear", "bits")), int(arg.get("seed", 0)),
+                                     off_s=float(arg.get("dip_ms", BROWN_OUT_DIP_MS)) / 1000)
         elif ev.action == "power_off":
             s.bridge.power_off(now, "power off (scenario)")
         elif ev.action == "outage_s":
@@ -320,6 +334,16 @@ def _event(e: dict, path: str, names: list[str], base: pathlib.Path | None) -> E
             raise PremisesError(f"{path}.power_cut.tear: {arg['tear']!r}: want none, bits or prefix")
         if not isinstance(arg.get("at_op", 1), int) or arg.get("at_op", 1) < 1:
             raise PremisesError(f"{path}.power_cut.at_op: want a flash operation count, 1 or more")
+    elif action == "brown_out":
+        if arg is True:
+            arg = {}
+        if not isinstance(arg, dict) or set(arg) - {"dip_ms", "tear", "seed"}:
+            raise PremisesError(f"{path}.brown_out: want true or {{ dip_ms, tear, seed }}")
+        if "tear" in arg and arg["tear"] not in ("none", "bits", "prefix"):
+            raise PremisesError(f"{path}.brown_out.tear: {arg['tear']!r}: want none, bits or prefix")
+        dip = arg.get("dip_ms", BROWN_OUT_DIP_MS)
+        if not isinstance(dip, int | float) or isinstance(dip, bool) or not (math.isfinite(dip) and 0 < dip <= 1000):
+            raise PremisesError(f"{path}.brown_out.dip_ms: {dip!r}: want milliseconds, above 0 and at most 1000")
     elif action in ("power_off", "hub_restart"):
         if arg is not True:
             raise PremisesError(f"{path}.{action}: want true")

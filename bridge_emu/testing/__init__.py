@@ -182,9 +182,10 @@ def one_bridge_spec(bridge_type: str, *, offer: str = "next", name: str | None =
     return parse_document(doc, f"one {t}")
 
 
-def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, **kw) -> Premises:
-    """A Premises of one_bridge_spec (keywords as Premises takes them)."""
-    return Premises(one_bridge_spec(bridge_type, offer=offer, name=name), **kw)
+def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, link: dict | None = None,
+               **kw) -> Premises:
+    """A Premises of one_bridge_spec (the other keywords as Premises takes them)."""
+    return Premises(one_bridge_spec(bridge_type, offer=offer, name=name, link=link), **kw)
 
 
 def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",

@@ -8,7 +8,8 @@ Fixtures:
     premises            premises(what, *, seed=None, hub=None, in_memory=False) -> Premises;
                         what: a built-in name, a TOML file or text, or a PremisesSpec; flash files
                         and event logs go under the test's tmp_path unless in_memory
-    bridge              bridge(type, *, offer="next") -> Premises around one bridge of that type
+    bridge              bridge(type, *, offer="next", seed=None, hub=None, link=None) -> Premises around
+                        one bridge of that type; link: the remote bridge's (loss-free unless it says)
     bridge_flash        bridge_flash(type, *, role="current", name="flash.bemu") -> a factory-fresh
                         Device whose flash file is in tmp_path
 """
@@ -56,8 +57,9 @@ def bridge(request, tmp_path, bridge_emu_images, premises):
     from bridge_emu.testing import one_bridge
     opened = getattr(request.node, _OPENED)
 
-    def open_bridge(bridge_type: str, *, offer: str = "next", seed: int | None = None, hub: dict | None = None):
-        site = one_bridge(bridge_type, offer=offer, images=bridge_emu_images, seed=seed, hub=hub,
+    def open_bridge(bridge_type: str, *, offer: str = "next", seed: int | None = None, hub: dict | None = None,
+                    link: dict | None = None):
+        site = one_bridge(bridge_type, offer=offer, images=bridge_emu_images, seed=seed, hub=hub, link=link,
                           run_dir=tmp_path / "bridge-emu")
         opened.append(site)
         return site

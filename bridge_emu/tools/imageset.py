@@ -52,3 +52,60 @@ def rebuild(directory: str | pathlib.Path) -> dict:
 
 if __name__ == "__main__":
     rebuild(sys.argv[1] if len(sys.argv) > 1 else "images")
+
+
+# -- the index of a folder of a user's own OTA files (`bridge-emu image index`)
+
+USER_INDEX = "ota-index.json"
+_WRITTEN_BY = "bridge-emu image index"     # the mark that says an index is ours to replace
+
+
+def index_folder(folder: str | pathlib.Path, *, force: bool = False) -> tuple[dict, list[tuple[str, str]]]:
+    """Write FOLDER/ota-index.json listing every OTA file under the folder (hidden
+    files and the index itself left out): (the index, [(file, why it was skipped)]).
+    Only the index is written, atomically (a temp file in the folder, renamed over
+    it); no user file is touched. An existing index without our mark is refused
+    unless force."""
+    import hashlib
+    import os
+    import tempfile
+
+    from bridge_emu.errors import BridgeEmuError
+    from bridge_emu.ota.image_store import ImageStore
+
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise BridgeEmuError(f"{folder}: not a folder of OTA files")
+    target = folder / USER_INDEX
+    if target.exists() and not force:
+        try:
+            ours = json.loads(target.read_bytes()).get("written_by") == _WRITTEN_BY
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise BridgeEmuError(f"{target}: exists and was not written by bridge-emu image index; "
+                                 "--force replaces it")
+    store = ImageStore()
+    entries, skipped = [], []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or path == target or any(p.startswith(".") for p in rel.parts):
+            continue
+        image = store.add_file(path)        # an unreadable file is skipped, with why
+        if image is None:
+            skipped.append((str(rel), store.skipped[-1][1]))
+            continue
+        entries.append({"file": rel.as_posix(), "manufacturer": f"{image.manufacturer:#06x}",
+                        "image_type": f"{image.image_type:#06x}", "file_version": f"{image.file_version:#010x}",
+                        "hw_min": image.min_hardware_version, "hw_max": image.max_hardware_version,
+                        "bytes": image.size, "sha256": hashlib.sha256(image.data).hexdigest()})   # as the hub serves it
+    index = {"written_by": _WRITTEN_BY, "images": entries}
+    fd, tmp = tempfile.mkstemp(prefix=f".{USER_INDEX}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, target)          # readers see the old index or the new one, never half of one
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return index, skipped

@@ -182,14 +182,11 @@ FAULT_EVENT = {"B1": "self_test_failed", "B2": "firmware_crashed", "B3": "prove_
 
 
 @pytest.mark.parametrize("bridge_type", ["B1", "B2", "B3", "B4"])
-def test_faulty_image_rolls_back_and_is_not_offered_again(images, bridge_type):
-    if bridge_type == "B1":
-        spec = premises(BridgeSpec("b1", "B1", offer="faulty"))
-    else:
-        spec = premises(BridgeSpec("b1", "B1", offer="none"), remote("bx", bridge_type, offer="faulty"))
-    run = PremisesRun(spec, images)
-    settle(run)
-    s = run.slots[-1]
+def test_faulty_image_rolls_back_and_is_not_offered_again(images, bridge, bridge_type):
+    site = bridge(bridge_type, offer="faulty", seed=3, link=REMOTE_LINK)   # the plugin's fixture (behind a B1)
+    assert site.run_until_settled(LIMIT_S), site.report()
+    run = site.run
+    s = site.slot(bridge_type.lower())
     b, r = s.bridge, rows(run)[s.spec.name]
     assert r["offered"] == "faulty 1.1.1"
     assert release(r["version_after"]) == "1.0.0" and r["outcome"] == "rolled back", r

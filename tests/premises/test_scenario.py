@@ -185,3 +185,47 @@ def test_there_are_example_scenarios():
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_the_example_scenarios_pass(capsys, tmp_path, example):
     assert cli.main(["run", str(example), "--dir", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+
+
+BROWN = """
+name = "{name}"
+premises = "ihd"
+[[event]]
+at_block = 100
+bridge = "b4"
+{action}
+[expect.b4]
+outcome = "upgraded"
+version = "1.1.0"
+"""
+
+
+def test_a_brown_out_tears_the_next_flash_operation_and_is_over_in_its_dip(capsys, tmp_path):
+    rc, dip, _ = run(capsys, tmp_path, BROWN.format(name="dip", action="brown_out = { dip_ms = 30 }"), "dip.toml")
+    assert rc == 0 and dip["ok"], dip["failures"]
+    log = events(tmp_path, "dip", "b4")
+    rc, cut, _ = run(capsys, tmp_path, BROWN.format(name="cut", action="power_cut = { at_op = 1 }"), "cut.toml")
+    assert rc == 0 and cut["ok"], cut["failures"]
+    lost = next(i for i, e in enumerate(log) if e["event"] == "power_lost")
+    assert "flash operation" in log[lost]["reason"]        # it tore a flash operation: the dip is its current
+    back = log[lost + 1]
+    assert back["event"] == "boot" and back["t"] - log[lost]["t"] == pytest.approx(0.03)   # back after the dip
+    [b4_dip] = [b for b in dip["bridges"] if b["bridge"] == "b4"]
+    [b4_cut] = [b for b in cut["bridges"] if b["bridge"] == "b4"]
+    assert b4_dip["resumed_from"]                          # RAM lost: the download went on from what flash kept
+    # the same moment as a cut, shorter by the cut's off time (2 s) less the dip
+    assert b4_cut["downtime_s"] - b4_dip["downtime_s"] == pytest.approx(2.0 - 0.03, abs=0.05)
+
+
+@pytest.mark.parametrize(("arg", "says"), [
+    ("brown_out = { dip_ms = 0 }", "dip_ms: 0: want milliseconds"),
+    ("brown_out = { dip_ms = 5000 }", "at most 1000"),
+    ("brown_out = { at_op = 3 }", "want true or { dip_ms, tear, seed }"),
+    ("brown_out = { tear = \"half\" }", "brown_out.tear"),
+])
+def test_a_bad_brown_out_is_one_line(capsys, tmp_path, arg, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'premises = "ihd"\n[[event]]\nat_s = 1\nbridge = "b4"\n{arg}\n')
+    rc = cli.main(["run", str(path), "--no-dir"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and says in err, err

@@ -89,3 +89,10 @@ def test_another_image_folder_and_a_bad_one(pytester):
     bad = pytester.runpytest("-p", "no:cacheprovider", "--bridge-emu-images=/nonexistent")
     bad.assert_outcomes(errors=1)
     bad.stdout.fnmatch_lines(["*/nonexistent: not an image folder*"])
+
+
+def test_the_bridge_fixture_takes_the_remote_bridges_link(bridge):
+    site = bridge("B2", offer="none", link={"loss": 0.2, "latency_ms": 40})
+    spec = site.run.net.link(site.slot("b2").address).spec
+    assert (spec.loss, spec.latency_s) == (0.2, 0.04)
+    assert bridge("B3", offer="none").run.net.link(2).spec.loss == 0.0      # loss-free unless told
