@@ -15,7 +15,7 @@ all: test
 $(STAMP): pyproject.toml setup.py $(NATIVE)
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "setuptools>=68" wheel "cffi>=1.16"
-	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -e '.[test,ray]'
 	touch $@
 
 venv build: $(STAMP)

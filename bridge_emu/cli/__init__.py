@@ -112,6 +112,24 @@ def _sweep(specs, args: argparse.Namespace) -> int:
     return 0 if result["settled"] else 1
 
 
+def _cmd_campaign(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bridge_emu.campaign import load_campaign, run_to
+    from bridge_emu.campaign.present import CampaignProgress, print_summary
+
+    spec = load_campaign(args.campaign)
+    con = Console(stderr=args.json)
+    with CampaignProgress(con) as progress:
+        doc, facts, written = run_to(spec, pathlib.Path(args.out), engine_name=args.engine, workers=args.workers,
+                                     address=args.ray_address, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps({"campaign": doc, "run": facts}, indent=1))
+    else:
+        print_summary(con, doc, facts, written)
+    return 0
+
+
 def _cmd_dongle(args: argparse.Namespace) -> int:
     import asyncio
     import signal
@@ -125,8 +143,6 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args)
 
     if args.role == "router":
-        if args.protocol != "znp":
-            raise BridgeEmuError("--role router: the router-role virtual dongle speaks znp only (for now)")
         if not args.bridge:
             raise BridgeEmuError("--role router needs --bridge NAME: the bridge whose place the dongle takes")
     elif args.bridge:
@@ -141,6 +157,8 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
             from bridge_emu.dongle.router_rig import serve_router
             await serve_router(spec, images, args.bridge, listen=args.listen, pty=args.pty, run_dir=run_dir,
                                resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
+                               protocol=args.protocol,
+                               **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
                                announce=lambda line: print(line, flush=True),
                                warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
                                stop=stop)
@@ -166,12 +184,12 @@ def _cmd_attach(args: argparse.Namespace) -> int:
 
     spec = resolve(args.premises)
     if args.probe:
-        from bridge_emu.dongle.probe import probe_znp
+        from bridge_emu.dongle.probe import probe_ezsp, probe_znp
         from bridge_emu.emulator.profiles import profile
         bridge = next((b for b in spec.bridges if b.name == args.bridge), None)
         if bridge is None:
             raise BridgeEmuError(f"premises {spec.name}: no bridge {args.bridge!r}")
-        report = probe_znp(args.port)
+        report = (probe_znp if args.protocol == "znp" else probe_ezsp)(args.port)
         for line in report.lines():
             print(line)
         role = "end device" if profile(bridge.type).sleepy else "router"
@@ -430,6 +448,16 @@ def _cmd_image_info(args: argparse.Namespace) -> int:
     return 2 if complaints else 0
 
 
+def _cmd_image_index(args: argparse.Namespace) -> int:
+    from bridge_emu.tools.imageset import index_folder
+    index, skipped = index_folder(args.folder, force=args.force)
+    for name, why in skipped:
+        print(f"bridge-emu: skipped {pathlib.Path(args.folder) / name}: {why}", file=sys.stderr)
+    print(f"{pathlib.Path(args.folder) / 'ota-index.json'}: {len(index['images'])} OTA files indexed, "
+          f"{len(skipped)} skipped")
+    return 0
+
+
 def _cmd_image_extract(args: argparse.Namespace) -> int:
     from bridge_emu.tools.imagetool import MAX_FILE_SIZE, extract, read_file
 
@@ -518,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "summarise each bridge's outcomes (exit 1 if any run did not settle)")
     r.set_defaults(func=_cmd_run)
 
+    c = sub.add_parser("campaign", help="a firmware rollout over many homes: full fidelity for a sample, a "
+                       "calibrated fast model for the rest")
+    c.add_argument("campaign", help="campaign TOML file (see examples/campaigns/)")
+    c.add_argument("--engine", choices=("local", "processes", "ray"), default="local",
+                   help="where the homes run: this process, a pool of processes, or Ray (bridge-emu[ray])")
+    c.add_argument("--workers", type=_positive_int, help="processes, or the CPUs of a local Ray (default: all)")
+    c.add_argument("--ray-address", help="an existing Ray cluster to connect to (default: start a local one)")
+    c.add_argument("--out", default="out/campaign", help="where campaign.json, run.json and the plots go "
+                   "(default out/campaign; nothing else there is touched)")
+    c.add_argument("--seed", type=_seed, help="the campaign seed, instead of the file's")
+    c.add_argument("--json", action="store_true", help="print the document as JSON (progress goes to stderr)")
+    c.set_defaults(func=_cmd_campaign)
+
     g = sub.add_parser("dongle", help="serve a virtual coordinator dongle: a host ZigBee stack meets a premises")
     g.add_argument("premises", help="a premises TOML file or built-in name")
     g.add_argument("--protocol", choices=("znp", "ezsp"), required=True,
@@ -541,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--role", choices=("coordinator", "router"), default="coordinator",
                    help="coordinator (default): a host stack's coordinator stick in front of the premises; router: "
                    "a stick in the place of --bridge NAME that a host (bridge-emu attach) joins to the premises' "
-                   "network as a router or end device (znp)")
+                   "network as a router or end device")
     g.add_argument("--bridge", help="with --role router: the bridge whose place the dongle takes")
     g.set_defaults(func=_cmd_dongle)
 
@@ -551,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--bridge", required=True, help="the bridge of the premises to run")
     a.add_argument("--port", required=True, help="the dongle: a pyserial URL (/dev/ttyUSB0, socket://HOST:PORT, "
                    "rfc2217://HOST:PORT)")
-    a.add_argument("--protocol", choices=("znp",), required=True, help="znp: a TI Z-Stack 3.x stick (MT over UART)")
+    a.add_argument("--protocol", choices=("znp", "ezsp"), required=True, help="znp: a TI Z-Stack 3.x stick (MT over "
+                   "UART); ezsp: a Silicon Labs EmberZNet NCP stick (EZSP v8-v19 over ASH)")
     a.add_argument("--dir", default="out/attach", help="where the bridge's flash file and event log are kept")
     a.add_argument("--no-dir", action="store_true", help="keep the bridge in memory")
     a.add_argument("--resume", action="store_true", help="go on from the flash file in --dir")
@@ -643,6 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootable (default): the MCUboot image; manufacturer-image: the GBCS Manufacturer Image "
                    "or the Upgrade Image sub-element; ota: the OTA file, wrapper and trailing bytes dropped")
     x.set_defaults(func=_cmd_image_extract)
+
+    ix = im.add_parser("index", help="write ota-index.json for a folder of OTA files (only that file; "
+                       "unreadable files are a line each on stderr and left out)")
+    ix.add_argument("folder", help="the folder of OTA files")
+    ix.add_argument("--force", action="store_true", help="replace an ota-index.json bridge-emu did not write")
+    ix.set_defaults(func=_cmd_image_index)
 
     v = im.add_parser("verify", help="verify as a bridge does: exit 0 valid, 1 invalid, 2 unreadable")
     v.add_argument("file", help="an OTA file; - reads it from stdin")
