@@ -2,7 +2,7 @@
 router or a (sleepy) end device, as a sans-I/O machine: ASH bytes (bridge_emu.uart.
 ash_link, the host end, carrying bridge_emu.codec.ezsp frames) and time in; bytes,
 typed events and a deadline out. A ByteMachine (net.serial_link) for a StreamDriver,
-like znp_join, and it gives the same events (znp_join's Joined, Received, Down,
+like znp_join, and it gives the same events (stick_join's Joined, Received, Down,
 Refused), so dongle.attach drives either stick the same way.
 
 What it does after the link comes up, and again after every reset of the NCP (an
@@ -49,7 +49,6 @@ Down(reason). invalidCommand for a bring-up command -> REFUSED.
 from __future__ import annotations
 
 import enum
-import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from bridge_emu.fsm import Transitions
 from bridge_emu.retry import Backoff
 from bridge_emu.uart.ash_link import AshLink, Connected, LinkDown
 from bridge_emu.uart.ash_link import Received as AshReceived
-from bridge_emu.uart.znp_join import (  # one home for the events and role values both joiners give
+from bridge_emu.uart.stick_join import (  # one home for the events and role values both joiners give
     DEFAULT_CHANNELS,
     END_DEVICE,
     MAX_QUEUED_SENDS,
@@ -70,10 +69,10 @@ from bridge_emu.uart.znp_join import (  # one home for the events and role value
     STEERING_BACKOFF,
     ZDO_KEY,
     Down,
-    Event,
     Joined,
     Received,
     Refused,
+    StickJoiner,
 )
 
 __all__ = ["EzspJoiner", "JoinState", "TRANSITIONS", "Joined", "Received", "Down", "Refused", "ROUTER",
@@ -161,54 +160,44 @@ class Beacon:
     lqi: int
 
 
-class EzspJoiner:
+class EzspJoiner(StickJoiner):
     """Drives an EZSP stick as a joining device. role: ROUTER or END_DEVICE (znp_join's values, as
     zigbee_node's logical type gives them); endpoint: the node's simple descriptor."""
+
+    TRANSITIONS = TRANSITIONS
+    JOINED = S.JOINED
 
     def __init__(self, role: int, endpoint: Mapping[str, Any], *, channels: int = DEFAULT_CHANNELS,
                  wanted_version: int = WANTED_VERSION, response_timeout_s: float = 6.0,
                  join_timeout_s: float = 20.0, scan_timeout_s: float = 20.0,
                  backoff: Backoff = STEERING_BACKOFF, seed: int = 0):
-        if role not in ROLE_NAMES:
-            raise ValueError(f"role {role!r}: want {ROUTER} (router) or {END_DEVICE} (end device)")
-        missing = {"endpoint", "profile", "device_type", "device_version", "input_clusters",
-                   "output_clusters"} - set(endpoint)
-        if missing:
-            raise ValueError(f"endpoint: simple descriptor lacks {', '.join(sorted(missing))}")
-        if not channels & DEFAULT_CHANNELS:
-            raise ValueError(f"channels 0x{channels:08X}: no channel of 11-26")
+        super().__init__(role, endpoint, channels, seed)
         if wanted_version not in ezsp.TABLE_VERSIONS:
             raise ValueError(f"wanted_version {wanted_version}: want one of {ezsp.TABLE_VERSIONS}")
-        self.role, self.endpoint, self.channels = role, dict(endpoint), channels & DEFAULT_CHANNELS
+        self.channels = channels & DEFAULT_CHANNELS
         self.wanted_version = wanted_version
         self.response_timeout_s, self.join_timeout_s, self.scan_timeout_s = (
             response_timeout_s, join_timeout_s, scan_timeout_s)
         self.backoff = backoff
-        self.rng = random.Random(seed)
         self.ash = AshLink("host")
         self.state = S.OFFLINE
         self.version = wanted_version        # the session's EZSP version (the NCP's, once agreed)
         self.stack_version: str | None = None
         self.library_status: int | None = None
         self.ieee: int | None = None
-        self.joined: Joined | None = None
         self.last_join_failure: str | None = None
         self.stats = {"frames": 0, "undecodable": 0, "link_resets": 0, "ncp_resets": 0, "scans": 0, "joins": 0,
                       "downs": 0, "sent": 0, "send_dropped": 0, "send_failed": 0, "confirm_failed": 0,
                       "received": 0, "timeouts": 0, "config_refused": 0}
-        self._events: list[Event] = []
         self._queue: deque[_Command] = deque()
         self._pending: _Command | None = None
         self._pending_seq: int | None = None
         self._pending_deadline: float | None = None
-        self._state_deadline: float | None = None
-        self._on_state_deadline: Callable[[float], None] | None = None
         self._seq = 0
         self._tag = 0
         self._tries = 0
         self._beacons: list[Beacon] = []
         self._params: dict | None = None
-        self._refused_said = False
 
     # -- ByteMachine ---------------------------------------------------------------------------------------------
 
@@ -243,20 +232,9 @@ class EzspJoiner:
         self._link_events(now)
         if self._pending_deadline is not None and now >= self._pending_deadline:
             self._no_answer(now)
-        if self._state_deadline is not None and now >= self._state_deadline:
-            action, self._on_state_deadline, self._state_deadline = self._on_state_deadline, None, None
-            if action is not None:
-                action(now)
+        self._state_timer(now)
 
     # -- the API above -------------------------------------------------------------------------------------------
-
-    def pop_events(self) -> list[Event]:
-        out, self._events = self._events, []
-        return out
-
-    @property
-    def is_joined(self) -> bool:
-        return self.state is S.JOINED
 
     def send(self, dst: int, cluster: int, payload: bytes, now: float) -> bool:
         """Queue a frame for NWK address dst (cluster: a ZCL cluster, or ZDO_KEY | a ZDO cluster with the
@@ -278,32 +256,17 @@ class EzspJoiner:
 
     # -- moves ---------------------------------------------------------------------------------------------------
 
-    def _go(self, trigger: str) -> None:
-        self.state = TRANSITIONS.go(self.state, trigger)
-
     def _clear(self) -> None:
         self._queue.clear()
         self._pending = self._pending_seq = self._pending_deadline = None
-        self._state_deadline = self._on_state_deadline = None
-
-    def _after(self, at: float, action: Callable[[float], None]) -> None:
-        self._state_deadline, self._on_state_deadline = at, action
+        self._cancel_after()
 
     def _leave(self, now: float, trigger: str, reason: str) -> None:
         was_joined = self.state is S.JOINED
         self._go(trigger)
         self._clear()
         if was_joined:
-            self.joined = None
-            self.stats["downs"] += 1
-            self._events.append(Down(reason))
-
-    def _refuse(self, now: float, trigger: str, reason: str) -> None:
-        self._go(trigger)
-        self._clear()
-        if not self._refused_said:
-            self._refused_said = True
-            self._events.append(Refused(reason))
+            self._down(reason)
 
     def _reset_link(self, now: float) -> None:
         self.stats["link_resets"] += 1
@@ -395,7 +358,7 @@ class EzspJoiner:
 
     def _network_init(self, fields: dict, now: float) -> None:
         if self.state is S.STARTING and fields["status"] != 0:     # NOT_JOINED: no network in its tokens
-            self._state_deadline = self._on_state_deadline = None
+            self._cancel_after()
             self._go("no_network")
             self._scan(now)
 
@@ -405,7 +368,7 @@ class EzspJoiner:
             self._scan(now)
 
     def _network_info(self, now: float) -> None:
-        self._state_deadline = self._on_state_deadline = None
+        self._cancel_after()
         self._submit("getNetworkParameters", {}, self._parameters, now)
 
     def _parameters(self, fields: dict, now: float) -> None:
@@ -455,7 +418,7 @@ class EzspJoiner:
             return
         best = max(self._beacons, key=lambda b: b.lqi)
         self._go("found")
-        self._state_deadline = self._on_state_deadline = None
+        self._cancel_after()
         self._submit("setInitialSecurityState", {"state": {
             "bitmask": SECURITY_BITMASK, "preconfigured_key": ZIGBEE_ALLIANCE_KEY, "network_key": bytes(16),
             "network_key_sequence_number": 0, "preconfigured_trust_center_eui64": 0}}, self._security_set, now)
@@ -503,7 +466,7 @@ class EzspJoiner:
         elif self.state is S.JOINING and not up:
             self._no_join(now, "join_failed", f"stackStatusHandler 0x{fields['status']:X}")
         elif self.state is S.LEAVING and fields["status"] == ezsp.network_down_status(self.version):
-            self._state_deadline = self._on_state_deadline = None
+            self._cancel_after()
             self._go("left")
             self._scan(now)
         elif self.state is S.JOINED and not up:

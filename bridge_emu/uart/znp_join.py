@@ -46,7 +46,6 @@ no transport.
 from __future__ import annotations
 
 import enum
-import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,23 +55,34 @@ from bridge_emu.codec import mt
 from bridge_emu.codec.mt import CommandType, DeviceState, Frame, FrameParser, MtError
 from bridge_emu.fsm import Transitions
 from bridge_emu.retry import Backoff
+from bridge_emu.uart.stick_join import (  # the events and role values both joiners give
+    DEFAULT_CHANNELS,
+    END_DEVICE,
+    MAX_QUEUED_SENDS,
+    ROLE_NAMES,
+    ROUTER,
+    STEERING_BACKOFF,
+    ZDO_KEY,
+    Down,
+    Event,
+    Joined,
+    Received,
+    Refused,
+    StickJoiner,
+)
 
-ZDO_KEY = 0x1_0000                        # net.transport.ZDO: a ZDO frame's cluster key
-ROUTER, END_DEVICE = 1, 2                 # ZCD_NV_LOGICAL_TYPE values
-ROLE_NAMES = {ROUTER: "router", END_DEVICE: "end device"}
+__all__ = ["ZnpJoiner", "JoinState", "TRANSITIONS", "Joined", "Received", "Down", "Refused", "Event", "ROUTER",
+           "END_DEVICE", "ROLE_NAMES", "ZDO_KEY", "DEFAULT_CHANNELS"]
 CAPABILITY_BIT = {ROUTER: 0x02, END_DEVICE: 0x04}   # UTIL.GetDeviceInfo device_type bitmap
 NV_LOGICAL_TYPE = 0x0087
 NV_STARTUP_OPTION = 0x0003
 STARTUP_CLEAR_STATE = 0x02
 BDB_STEERING = 0x02
-DEFAULT_CHANNELS = 0x07FFF800             # 11-26
 AF_ENDPOINT = 1
 JOINED_STATES = {DeviceState.JOINED_AS_ROUTER, DeviceState.JOINED_AS_END_DEVICE}
 NO_JOIN = {mt.BdbCommissioningStatus.NO_NETWORK, mt.BdbCommissioningStatus.FAILURE,
            mt.BdbCommissioningStatus.TCLK_EX_FAILURE}
-MAX_QUEUED_SENDS = 64                     # data waiting for the line; more is dropped (the layer above retries)
 MAX_RESETS_IN_A_ROW = 3                   # the role written, the stick reset, still not the role: give up
-STEERING_BACKOFF = Backoff(1.0, 30.0)     # no network in range: steer again after 1 s, doubling to 30 s
 UNRESPONSIVE_BACKOFF = Backoff(0.5, 10.0)  # a stick that answers nothing: ping again after 0.5 s ... 10 s
 
 
@@ -119,41 +129,6 @@ TRANSITIONS = Transitions({
 }, name="znp join")
 
 
-# -- events ------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Joined:
-    """The stick is on a network: its NWK address, the PAN, and the role it joined as."""
-    nwk: int
-    pan_id: int
-    extended_pan_id: int
-    channel: int
-    role: str
-    ieee: int
-
-
-@dataclass(frozen=True)
-class Received:
-    """A frame for this node: its sender's NWK address, the cluster key (ZDO_KEY | cluster for ZDO), the payload
-    (a ZDO payload starts with its TSN)."""
-    src: int
-    cluster: int
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class Down:
-    """The node left the network: the stick reset, the link went, or the stick lost the network."""
-    reason: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The stick cannot take the role asked of it (a coordinator-only build, a command it does not know)."""
-    reason: str
-
-
-Event = Joined | Received | Down | Refused
 
 
 @dataclass
@@ -164,48 +139,38 @@ class _Request:
     tries: int = 0
 
 
-class ZnpJoiner:
+class ZnpJoiner(StickJoiner):
     """Drives a ZNP stick as a joining device. role: ROUTER or END_DEVICE;
     endpoint: the node's simple descriptor (endpoint, profile, device_type,
     device_version, input_clusters, output_clusters), as zigbee_node gives it."""
+
+    TRANSITIONS = TRANSITIONS
+    JOINED = S.JOINED
 
     def __init__(self, role: int, endpoint: Mapping[str, Any], *, channels: int = DEFAULT_CHANNELS,
                  srsp_timeout_s: float = 1.0, max_tries: int = 3, reset_timeout_s: float = 5.0,
                  join_timeout_s: float = 30.0, steering_backoff: Backoff = STEERING_BACKOFF,
                  unresponsive_backoff: Backoff = UNRESPONSIVE_BACKOFF, radius: int = 30, seed: int = 0):
-        if role not in ROLE_NAMES:
-            raise ValueError(f"role {role!r}: want {ROUTER} (router) or {END_DEVICE} (end device)")
-        missing = {"endpoint", "profile", "device_type", "device_version", "input_clusters",
-                   "output_clusters"} - set(endpoint)
-        if missing:
-            raise ValueError(f"endpoint: simple descriptor lacks {', '.join(sorted(missing))}")
-        if not channels & DEFAULT_CHANNELS:
-            raise ValueError(f"channels 0x{channels:08X}: no channel of 11-26")
-        self.role, self.endpoint, self.channels = role, dict(endpoint), channels
+        super().__init__(role, endpoint, channels, seed)
+        self.channels = channels
         self.srsp_timeout_s, self.max_tries = srsp_timeout_s, max_tries
         self.reset_timeout_s, self.join_timeout_s = reset_timeout_s, join_timeout_s
         self.steering_backoff, self.unresponsive_backoff = steering_backoff, unresponsive_backoff
         self.radius = radius
-        self.rng = random.Random(seed)
         self.parser = FrameParser()
         self.state = S.OFFLINE
-        self.joined: Joined | None = None
         self.version: Any = None             # SYS.Version's answer
         self.device_types: int | None = None
         self.stats = {"frames": 0, "undecodable": 0, "retries": 0, "resets_seen": 0, "steering": 0,
                       "sent": 0, "send_dropped": 0, "send_failed": 0, "confirm_failed": 0, "received": 0,
                       "joins": 0, "downs": 0}
         self._out = bytearray()
-        self._events: list[Event] = []
         self._queue: deque[_Request] = deque()
         self._pending: _Request | None = None
         self._pending_deadline: float | None = None
-        self._state_deadline: float | None = None
-        self._on_state_deadline: Callable[[float], None] | None = None
         self._steer_tries = 0
         self._unanswered_rounds = 0
         self._resets_in_a_row = 0
-        self._refused_said = False
         self._tsn = 0
         self._info: Any = None
         self.last_steering_failure: str | None = None
@@ -241,20 +206,9 @@ class ZnpJoiner:
     def timer(self, now: float) -> None:
         if self._pending_deadline is not None and now >= self._pending_deadline:
             self._request_timed_out(now)
-        if self._state_deadline is not None and now >= self._state_deadline:
-            action, self._on_state_deadline, self._state_deadline = self._on_state_deadline, None, None
-            if action is not None:
-                action(now)
+        self._state_timer(now)
 
     # -- the API above -------------------------------------------------------------------------------------------
-
-    def pop_events(self) -> list[Event]:
-        out, self._events = self._events, []
-        return out
-
-    @property
-    def is_joined(self) -> bool:
-        return self.state is S.JOINED
 
     def send(self, dst: int, cluster: int, payload: bytes, now: float) -> bool:
         """Queue a frame for NWK address dst (cluster: a ZCL cluster, or ZDO_KEY | a ZDO cluster with the
@@ -275,16 +229,10 @@ class ZnpJoiner:
 
     # -- moves ---------------------------------------------------------------------------------------------------
 
-    def _go(self, trigger: str) -> None:
-        self.state = TRANSITIONS.go(self.state, trigger)
-
     def _clear(self) -> None:
         self._queue.clear()
         self._pending = self._pending_deadline = None
-        self._state_deadline = self._on_state_deadline = None
-
-    def _after(self, at: float, action: Callable[[float], None]) -> None:
-        self._state_deadline, self._on_state_deadline = at, action
+        self._cancel_after()
 
     def _leave(self, now: float, trigger: str, reason: str) -> None:
         """Out of whatever it was doing (the link, a reset, no answer): Down if it was joined."""
@@ -296,22 +244,10 @@ class ZnpJoiner:
         if self.state is S.PINGING:
             self._ping(now)
 
-    def _down(self, reason: str) -> None:
-        self.joined = None
-        self.stats["downs"] += 1
-        self._events.append(Down(reason))
-
     def _start_over(self, now: float, trigger: str) -> None:
         self._go(trigger)
         self._clear()
         self._ping(now)
-
-    def _refuse(self, now: float, trigger: str, reason: str) -> None:
-        self._go(trigger)
-        self._clear()
-        if not self._refused_said:
-            self._refused_said = True
-            self._events.append(Refused(reason))
 
     # -- the bring-up, step by step ------------------------------------------------------------------------------
 
@@ -429,7 +365,7 @@ class ZnpJoiner:
 
     def _on_joined_state(self, now: float) -> None:
         self._go("joined")
-        self._state_deadline = self._on_state_deadline = None
+        self._cancel_after()
         self._submit("UTIL.GetDeviceInfo", {}, self._device_info, now)
 
     def _device_info(self, fields: Any, now: float) -> None:
