@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.ota.policy import PRESETS
-from bridge_emu.premises.schema import PremisesError, PremisesSpec, builtin_premises, load_premises
+from bridge_emu.premises.schema import PremisesError, PremisesSpec, builtin_premises, load_premises, read_text_file
 
 MAX_HOMES = 10_000_000
 HALT_ON = ("rolled back", "stuck", "bricked", "refused")
@@ -305,10 +305,4 @@ def _waves(value: list, path: str) -> tuple[float, ...]:
 
 def load_campaign(path: str | pathlib.Path) -> CampaignSpec:
     path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise CampaignError(f"{path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise CampaignError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return parse_campaign(text, str(path), path.parent)
+    return parse_campaign(read_text_file(path, CampaignError), str(path), path.parent)

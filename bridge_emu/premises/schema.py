@@ -265,15 +265,19 @@ def _check_bridge_tables(b: BridgeSpec, where: str) -> None:
         raise PremisesError(f"{where}: power_cut: tear {b.power_cut['tear']!r} not one of {tuple(TEAR)}")
 
 
+def read_text_file(path: pathlib.Path, error: type[BridgeEmuError] = PremisesError) -> str:
+    """A settings file's text, or one line naming the file and why not (premises, scenario and campaign files)."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
 def load_premises(path: str | pathlib.Path) -> PremisesSpec:
     path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise PremisesError(f"{path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise PremisesError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return parse_premises(text, str(path), path.parent)
+    return parse_premises(read_text_file(path), str(path), path.parent)
 
 
 def builtin_premises() -> dict[str, PremisesSpec]:

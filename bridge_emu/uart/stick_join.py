@@ -63,7 +63,7 @@ Event = Joined | Received | Down | Refused
 class StickJoiner:
     """The base of ZnpJoiner and EzspJoiner. A subclass sets TRANSITIONS (its state table) and
     JOINED (its joined state), sets `state`, and defines _clear() (forget what is queued and pending,
-    then call _cancel_after())."""
+    then call _cancel_after()), `_queue` (what waits for the line) and `stats`."""
 
     TRANSITIONS: Transitions
     JOINED: enum.Enum
@@ -95,6 +95,13 @@ class StickJoiner:
 
     def _clear(self) -> None:
         raise NotImplementedError
+
+    def _drops_send(self) -> bool:
+        """Not joined, or too much waiting for the line: the frame is dropped (the layer above retries)."""
+        if self.state is not self.JOINED or len(self._queue) >= MAX_QUEUED_SENDS:
+            self.stats["send_dropped"] += 1
+            return True
+        return False
 
     def _go(self, trigger: str) -> None:
         self.state = self.TRANSITIONS.go(self.state, trigger)

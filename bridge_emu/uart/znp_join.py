@@ -58,7 +58,6 @@ from bridge_emu.retry import Backoff
 from bridge_emu.uart.stick_join import (  # the events and role values both joiners give
     DEFAULT_CHANNELS,
     END_DEVICE,
-    MAX_QUEUED_SENDS,
     ROLE_NAMES,
     ROUTER,
     STEERING_BACKOFF,
@@ -213,8 +212,7 @@ class ZnpJoiner(StickJoiner):
     def send(self, dst: int, cluster: int, payload: bytes, now: float) -> bool:
         """Queue a frame for NWK address dst (cluster: a ZCL cluster, or ZDO_KEY | a ZDO cluster with the
         payload TSN first). False when it was dropped: not joined, or too much waiting."""
-        if self.state is not S.JOINED or len(self._queue) >= MAX_QUEUED_SENDS:
-            self.stats["send_dropped"] += 1
+        if self._drops_send():
             return False
         zdo = cluster >= ZDO_KEY
         endpoint = 0 if zdo else AF_ENDPOINT
