@@ -19,7 +19,9 @@ What there is:
                                  OTA cluster commands and ZCL frames of them (every command, both directions,
                                  optional fields present or not, manufacturer-specific global commands)
     mcuboot_images(key)          signed MCUboot images: payload, version, security counter -> McubootImage
-    ota_files(bridge_type)       valid signed GBCS OTA files for a bridge type -> OtaFileExample
+    ota_files(bridge_type, profile)
+                                 valid signed GBCS OTA files for a bridge type or a user's profile -> OtaFileExample
+    bridge_profiles(base)        a user's own device: a premises [profile] table (identity, swap mode, geometry)
     ota_file_mutations(data)     a file with one field or region changed -> Mutation(data, what)
     flash_geometries(), layouts(geometry), flash_configs()
                                  NOR geometries, layouts on one, (geometry, layout) pairs for Device.create
@@ -47,6 +49,7 @@ __all__ = [
     "zcl_ota_commands", "zcl_ota_frames", "zcl_frame_sequences", "mcuboot_images", "McubootImage", "ota_files",
     "OtaFileExample", "ota_file_mutations", "Mutation", "flash_geometries", "layouts", "flash_configs",
     "power_cuts", "PowerCut", "fault_schedules", "link_conditions", "premises_documents", "hostile_plans",
+    "bridge_profiles",
 ]
 
 u8 = st.integers(0, 0xFF)
@@ -175,22 +178,37 @@ class OtaFileExample:
 
 
 @st.composite
-def ota_files(draw, bridge_type: str | None = None, max_payload: int = 4096) -> OtaFileExample:
-    """A valid GBCS OTA file for a bridge type (drawn if not given), signed with the
-    bundled TEST-ONLY keys: what a bridge of that type takes. Its firmware is the
-    emulator's, with behaviour switches drawn too (a faulty image is still valid)."""
+def ota_files(draw, bridge_type: str | None = None, max_payload: int = 4096, profile=None,
+              min_version: tuple[int, int, int] = (0, 0, 0), behaviours: bool = True,
+              min_counter: int = 0) -> OtaFileExample:
+    """A valid GBCS OTA file for a bridge type (drawn if not given), or for a user's
+    profile (a BridgeProfile, or a [profile] table as bridge_profiles draws: its
+    manufacturer code, image type and hardware version), signed with the bundled
+    TEST-ONLY keys: what such a bridge takes. Its firmware is the emulator's, with
+    behaviour switches drawn too (a faulty image is still valid) unless behaviours
+    is False; its version is min_version or above, its security counter min_counter or
+    above (what a device's anti-rollback counter allows)."""
     from bridge_emu.codec.firmware import MANIFEST_SIZE
-    from bridge_emu.emulator.profiles import PROFILES
+    from bridge_emu.emulator.profiles import PROFILES, custom_profile
     from bridge_emu.keys import key_paths, load_private_key
     from bridge_emu.premises.images import DEFAULT_IMAGES
     from bridge_emu.tools.imagetool import BuildSpec, build
-    t = bridge_type or draw(st.sampled_from(sorted(PROFILES)))
-    v = draw(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 0xFFFF)))
+    if isinstance(profile, dict):
+        table = {k: v for k, v in profile.items() if k in ("manufacturer", "image_type", "hw_version")}
+        profile = custom_profile("drawn", profile["base"], **table)
+    t = profile.bridge_type if profile is not None else bridge_type or draw(st.sampled_from(sorted(PROFILES)))
+    lo = min_version
+    major = draw(st.integers(lo[0], 255))
+    minor = draw(st.integers(lo[1] if major == lo[0] else 0, 255))
+    revision = draw(st.integers(lo[2] if (major, minor) == lo[:2] else 0, 0xFFFF))
     behaviour = draw(st.sampled_from([{}, {"fails_self_test": True}, {"crashes_at_boot": True},
-                                      {"never_rejoins": True}]))
-    spec = BuildSpec(t, "{}.{}.{}".format(*v), security_counter=draw(st.integers(0, 2048)),
+                                      {"never_rejoins": True}])) if behaviours else {}
+    ids = {} if profile is None else {"manufacturer": profile.manufacturer, "image_type": profile.image_type,
+                                      "hw_range": (profile.hw_version, profile.hw_version)}
+    counter = draw(st.integers(min_counter, max(min_counter, 2048)))
+    spec = BuildSpec(t, f"{major}.{minor}.{revision}", security_counter=counter,
                      payload_size=draw(st.integers(MANIFEST_SIZE, max(MANIFEST_SIZE, max_payload))),
-                     build_id=draw(st.text("abcdefxyz0123456789-", max_size=16)), behaviour=behaviour)
+                     build_id=draw(st.text("abcdefxyz0123456789-", max_size=16)), behaviour=behaviour, **ids)
     keys = DEFAULT_IMAGES / "keys"
     _, data = build(spec, load_private_key(key_paths(keys, "manufacturer").private),
                     load_private_key(key_paths(keys, "supplier").private))
@@ -236,6 +254,25 @@ def ota_file_mutations(draw, data: bytes) -> Mutation:
     i = draw(st.integers(0, len(data) - 1))
     bit = draw(st.integers(0, 7))
     return Mutation(data[:i] + bytes([data[i] ^ (1 << bit)]) + data[i + 1:], f"bit {bit} of byte {i}")
+
+
+@st.composite
+def bridge_profiles(draw, base: str | None = None, min_slot: int = 256 * 1024) -> dict:
+    """A user's own device as a premises [profile] table (parse_profile and
+    one_bridge(profile=...) take it): a base type (drawn if not given), a manufacturer
+    code, image type and hardware version of its own, a swap mode, and a uniform
+    geometry whose slots hold at least min_slot bytes (the bundled factory images
+    need up to 181 KiB). No keys or factory image: the image set's apply."""
+    t = base or draw(st.sampled_from(["B1", "B2", "B3", "B4"]))
+    mode = draw(st.sampled_from(["copy-swap", "bank-switch"]))
+    sector = draw(st.sampled_from([4096, 8192, 16384, 65536]))
+    align = draw(st.sampled_from([4, 1, 2, 8, 16]))
+    # two state-log sectors; copy-swap adds a plan sector and one more for the secondary
+    sectors = 2 * -(-min_slot // sector) + (4 if mode == "copy-swap" else 2) + draw(st.integers(0, 16))
+    geometry = {"sector_size": sector, "sectors": sectors, "write_align": align,
+                "ecc": draw(st.booleans()) and align >= 8}
+    return {"base": t, "manufacturer": draw(st.integers(0, 0xFFFE)), "image_type": draw(st.integers(0, 0xFFBF)),
+            "hw_version": draw(u16), "mode": mode, "geometry": geometry}
 
 
 # ------------------------------------------------------------------ flash

@@ -153,7 +153,7 @@ def _clock(t: float) -> str:
 def print_timelines(con: Console, rows: list[dict]) -> None:
     """Each bridge's update, step by step, in virtual time."""
     for r in rows:
-        con.print(f"[bold]timeline {r['premises']}/{r['bridge']} ({r['type']})[/]", highlight=False)
+        con.print(f"[bold]timeline {r['premises']}/{r['bridge']} ({kind(r)})[/]", highlight=False)
         for e in r["timeline"]:
             t = e["t"]
             when = f"{t:9.1f} s" if isinstance(t, int | float) else f"{'?':>9s}  "
@@ -228,7 +228,7 @@ def premises_tables(con: Console, rows: list[dict]) -> None:
             if "energy_mJ" in r:
                 extra.append(f"{r['energy_mJ'] / 1000:.2f} J, {r['polls']} polls")
             colour = {"upgraded": "green", "rolled back": "yellow"}.get(r["outcome"], "red")
-            t.add_row(f"{r['bridge']} {r['type']}", r["offered"],
+            t.add_row(f"{r['bridge']} {kind(r)}", r["offered"],
                       f"{r['version_before'].split('+')[0]} -> {r['version_after'].split('+')[0]}",
                       f"{r['bytes']} / {r['blocks']}",
                       "-" if r["download_s"] is None else f"{r['download_s']:.0f} s", f"{r['downtime_s']:.1f} s",
@@ -238,3 +238,8 @@ def premises_tables(con: Console, rows: list[dict]) -> None:
     con.print("download and downtime in virtual time. Downtime: from a reboot until the bridge routes "
               "again (flash work, boot, rejoin). Alerts: 8F72 verified, 8F1C refused, 8F43 running "
               "version changed, 8F1B refused at power-on.")
+
+
+def kind(row: dict) -> str:
+    """What a bridge is: its type, or the user's profile standing in for it."""
+    return f"{row['profile']} ({row['type']})" if row.get("profile") else row["type"]

@@ -20,10 +20,15 @@ Flash parts and swap modes are chosen to cover what such products use:
 
 The manufacturer code 0xBEE0 is made up for the emulator (it is not a
 CSA-assigned code); image types 0x0B01-0x0B04 likewise.
+
+A user's own device is one of these with its identity and flash replaced
+(`custom_profile`): it keeps the base type's place in the premises, power
+and radio role, and takes the user's manufacturer code, image type, hardware
+version, swap mode and a uniform flash geometry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge_emu.core.flash import Geometry, Layout, Region
 from bridge_emu.errors import BridgeEmuError
@@ -50,18 +55,26 @@ class BridgeProfile:
     flash_part: str             # what the geometry models
     geometry: Geometry
     payload_size: int           # emulated firmware payload bytes
+    name: str = ""              # the profile's name: the type's own, or a user's ("" = bridge_type)
+    model: str = ""             # Basic cluster model identifier ("" = ALT-HAN-<type>)
+    fixed_layout: Layout | None = None   # a layout that Layout.simple cannot derive (mixed sectors)
     poll_interval_s: float = 0.0  # sleepy devices: how often they poll their parent
     fast_poll_s: float = 0.0      # ... and how often while they expect replies (a download)
     active_ma: float = 0.0      # battery model: current while radio/flash busy
     sleep_ua: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.bridge_type)
+        if not self.model:
+            object.__setattr__(self, "model", f"ALT-HAN-{self.bridge_type}")
+
     def layout(self) -> Layout:
-        if self.bridge_type != "B3":
-            return Layout.simple(self.geometry, self.mode)
-        # B3: 2 x 16 KiB log sectors, then two banks of 16 KiB + 4 x 64 KiB each
-        k = 1024
-        return Layout("bank-switch", (0, 16 * k),
-                      ((32 * k, 16 * k + 256 * k), (32 * k + 272 * k, 16 * k + 256 * k)))
+        return self.fixed_layout or Layout.simple(self.geometry, self.mode)
+
+
+# B3: 2 x 16 KiB log sectors, then two banks of 16 KiB + 4 x 64 KiB each
+_B3_LAYOUT = Layout("bank-switch", (0, 16 * 1024), ((32 * 1024, 272 * 1024), (304 * 1024, 272 * 1024)))
 
 
 def _b3_geometry() -> Geometry:
@@ -92,7 +105,7 @@ PROFILES: dict[str, BridgeProfile] = {
         radio_role="sleepy end device", sleepy=True, manufacturer=MANUFACTURER, image_type=0x0B03,
         hw_version=0x0301, hw_range=(0x0300, 0x03FF), mode="bank-switch",
         flash_part="internal dual-bank flash, 16 KiB then 64 KiB sectors, 16-byte ECC write unit",
-        geometry=_b3_geometry(), payload_size=140_000, poll_interval_s=7.5, fast_poll_s=0.25,
+        geometry=_b3_geometry(), payload_size=140_000, fixed_layout=_B3_LAYOUT, poll_interval_s=7.5, fast_poll_s=0.25,
         active_ma=18.0, sleep_ua=2.0),
     "B4": BridgeProfile(
         "B4", placement="at the in-home display", power="mains", radio_role="router",
@@ -108,3 +121,39 @@ def profile(bridge_type: str) -> BridgeProfile:
         return PROFILES[bridge_type.upper()]
     except KeyError:
         raise ProfileError(f"unknown bridge type {bridge_type!r}; expected one of {sorted(PROFILES)}") from None
+
+
+# What a user's profile may set, beyond its base type's model.
+CUSTOM_FIELDS = ("manufacturer", "image_type", "hw_version", "mode", "geometry", "model")
+
+
+def custom_profile(name: str, base: str, **fields) -> BridgeProfile:
+    """A user's own device: the base type's model with `fields` (CUSTOM_FIELDS)
+    replaced. A new geometry must be uniform: its layout is derived (log, plan
+    area for copy-swap, two slots), and one that cannot hold them is refused."""
+    unknown = set(fields) - set(CUSTOM_FIELDS)
+    if unknown:
+        raise ProfileError(f"profile {name}: unknown field(s) {sorted(unknown)}; known: {', '.join(CUSTOM_FIELDS)}")
+    base_profile = profile(base)
+    for key, top in (("manufacturer", 0xFFFE), ("image_type", 0xFFFE), ("hw_version", 0xFFFF)):
+        value = fields.get(key)
+        # 0xFFFF is the wildcard a Query Next Image must not carry as its own code
+        if value is not None and not (isinstance(value, int) and 0 <= value <= top):
+            raise ProfileError(f"profile {name}: {key} {value!r} is outside 0x0000..0x{top:04X}")
+    model = fields.get("model", "")
+    if not (isinstance(model, str) and model.isascii() and len(model) <= 32):
+        # the Basic cluster's ModelIdentifier is a character string of up to 32 bytes
+        raise ProfileError(f"profile {name}: model {model!r} is not up to 32 ASCII characters")
+    mode = fields.get("mode", base_profile.mode)
+    if mode not in ("copy-swap", "bank-switch"):
+        raise ProfileError(f"profile {name}: mode {mode!r} is not copy-swap or bank-switch")
+    hw = fields.get("hw_version", base_profile.hw_version)
+    changes = dict(fields, name=name, hw_range=(hw, hw) if "hw_version" in fields else base_profile.hw_range)
+    if "geometry" in fields or mode != base_profile.mode:
+        changes["fixed_layout"] = None      # derived from the new geometry or mode
+    made = replace(base_profile, **changes)
+    try:
+        made.layout()
+    except BridgeEmuError as e:
+        raise ProfileError(f"profile {name}: {e}") from None
+    return made

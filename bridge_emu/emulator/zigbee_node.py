@@ -57,7 +57,7 @@ class NodeIdentity:
 
     @property
     def model(self) -> str:
-        return f"ALT-HAN-{self.profile.bridge_type}"
+        return self.profile.model
 
     def node_descriptor(self) -> dict:
         return {"logical_type": self.logical_type, "complex_descriptor_available": 0,

@@ -8,8 +8,12 @@ import json
 import pathlib
 from dataclasses import dataclass
 
+from bridge_emu.codec import ota_file
+from bridge_emu.codec.mcuboot import parse_image
+from bridge_emu.emulator.profiles import BridgeProfile
+from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import key_paths, load_private_key, load_public_key
-from bridge_emu.premises.schema import PremisesError
+from bridge_emu.premises.schema import BridgeSpec, PremisesError
 
 DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parents[1] / "images"   # package data: see pyproject.toml
 
@@ -59,3 +63,33 @@ class ImageSet:
         if not path.is_file():
             raise PremisesError(f"{path}: missing (index.json names it for {bridge_type}/{role})")
         return path
+
+
+@dataclass(frozen=True)
+class BridgeKit:
+    """What a bridge is made from: its model, the keys it trusts (its bootloader's
+    image key, the supplier whose OTA files it takes) and its factory image."""
+    profile: BridgeProfile
+    manufacturer_key: object
+    supplier_key: object
+    factory: pathlib.Path
+
+    def factory_version(self) -> str:
+        """The version the factory image runs (what a bridge ran before any update)."""
+        try:
+            f = ota_file.read_strict(self.factory.read_bytes(), ota_file.BodyKind.GBCS)
+            return str(parse_image(f.body.manufacturer_image).version)
+        except (OSError, BridgeEmuError) as e:
+            raise PremisesError(f"{self.factory}: cannot read the factory image's version ({e})") from None
+
+
+def bridge_kit(b: BridgeSpec, images: ImageSet) -> BridgeKit:
+    """A bridge's kit: its profile's files where it gives them, the image set's otherwise."""
+    p = b.profile
+    if p is None:
+        return BridgeKit(b.model, images.manufacturer_key, images.supplier_key, images.file(b.type, "current"))
+    return BridgeKit(
+        p.profile,
+        images.manufacturer_key if p.manufacturer_key is None else load_public_key(p.manufacturer_key),
+        images.supplier_key if p.supplier_key is None else load_public_key(p.supplier_key),
+        p.factory or images.file(b.type, "current"))

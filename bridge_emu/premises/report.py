@@ -26,6 +26,8 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
             "flash_erases": b.device.flash.stats["erases"] - r.erases_before,
             "alerts": r.alerts, "outcome": r.outcome if run.settled(s) else f"unsettled ({r.outcome})",
         }
+        if s.spec.profile is not None:
+            row["profile"] = s.spec.profile.name      # a user's own device standing in for `type`
         stall = run.stall(s)
         if stall is not None:
             row["stalled"] = stall

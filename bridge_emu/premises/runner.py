@@ -9,14 +9,13 @@ from bridge_emu.core.device import Device
 from bridge_emu.emulator.bridge import Bridge, BridgeConfig, Phase
 from bridge_emu.emulator.factory import factory_program
 from bridge_emu.emulator.hub import HUB, Hub
-from bridge_emu.emulator.profiles import profile
 from bridge_emu.emulator.zigbee_node import NodeIdentity, ZigbeeNode, eui64
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec, SimNetwork
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
-from bridge_emu.premises.images import ImageSet
+from bridge_emu.premises.images import BridgeKit, ImageSet, bridge_kit
 from bridge_emu.premises.schema import BridgeSpec, PremisesError, PremisesSpec, link_spec
 
 
@@ -29,6 +28,14 @@ class BridgeSlot:
     driver: Driver
     offered_version: str | None
     cut_done: bool = False
+
+
+def device_notes(spec: PremisesSpec, b: BridgeSpec) -> dict:
+    """What a device's flash file says it is, so a resume cannot take another bridge's file."""
+    notes = {"bridge": b.name, "type": b.type, "premises": spec.name}
+    if b.profile is not None:
+        notes["profile"] = b.profile.name
+    return notes
 
 
 class PremisesRun:
@@ -85,7 +92,8 @@ class PremisesRun:
         self.slots: list[BridgeSlot] = []
         self.replaced: dict[str, BridgeSlot] = {}      # bridges whose node another machine took (replace_bridge)
         for b in spec.bridges:
-            prof = profile(b.type)
+            kit = bridge_kit(b, images)
+            prof = kit.profile
             addr = names[b.name]
             if b.parent is None:
                 link = LinkSpec.zigbee(latency_s=0.005, jitter_s=0.002, loss=0.0)
@@ -99,16 +107,16 @@ class PremisesRun:
             if run_dir is not None:
                 (run_dir / b.name).mkdir(parents=True, exist_ok=True)
                 path = run_dir / b.name / "flash.bemu"
-            notes = {"bridge": b.name, "type": b.type, "premises": spec.name}
+            notes = device_notes(spec, b)
             if resume and path is not None and path.exists():
                 device = self.resumed_device(path, notes)
             else:
-                device = self.factory_device(path, prof, b, images, notes)
+                device = self.factory_device(path, kit, b, notes)
             # a real remote party's counter outlives its restarts; this hub's starts
             # above any the resumed bridges have accepted
             self.hub.counter = max(self.hub.counter, device.origin_counter)
             authority = None if b.authority_key is None else load_public_key(b.authority_key)
-            bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=cfg,
+            bridge = Bridge(b.name, prof, device, supplier_key=kit.supplier_key, hub=HUB, config=cfg,
                             address=addr, authority_key=authority,
                             max_payload=t.max_payload, seed=self.net.scheduler.rng.randrange(1 << 30),
                             log_path=None if run_dir is None else run_dir / b.name / "events.jsonl")
@@ -134,7 +142,7 @@ class PremisesRun:
             slot = BridgeSlot(b, addr, bridge, t, driver, offered, cut_done=resume)
             if resume:
                 # what it ran before the campaign, not what it runs now it is resumed
-                bridge.record.version_before = images.entry(b.type, "current")["version"]
+                bridge.record.version_before = kit.factory_version()
             self.slots.append(slot)
 
     @staticmethod
@@ -147,14 +155,15 @@ class PremisesRun:
             prof.manufacturer, prof.image_type, -1, prof.hw_version)
 
     @staticmethod
-    def factory_device(path, prof, b: BridgeSpec, images: ImageSet, notes: dict) -> Device:
-        device = Device.create(path, prof.geometry, prof.layout(), keys=[images.manufacturer_key], notes=notes)
-        current = images.file(b.type, "current")
+    def factory_device(path, kit: BridgeKit, b: BridgeSpec, notes: dict) -> Device:
+        prof = kit.profile
+        device = Device.create(path, prof.geometry, prof.layout(), keys=[kit.manufacturer_key], notes=notes)
         try:
-            factory_program(device, current.read_bytes())
-        except BridgeEmuError as e:
+            factory_program(device, kit.factory.read_bytes())
+        except (BridgeEmuError, OSError) as e:
             device.close()
-            raise PremisesError(f"{current}: cannot program it as {b.name}'s factory image ({e})") from None
+            raise PremisesError(f"{kit.factory}: cannot program it as {b.name}'s factory image "
+                                f"({getattr(e, 'strerror', None) or e})") from None
         return device
 
     @staticmethod

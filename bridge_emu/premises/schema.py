@@ -24,6 +24,30 @@ cover every configuration of the seed):
     power_cut = { at_fraction = 0.5 }   # optional: cut power when half the download is in
     authority_key = "keys/ops.pub.pem"  # optional: whose signature its CS06 must carry
 
+A user's own device is a profile: a bridge type's model (its place in the
+premises, power, radio role) with the user's identity, flash and keys:
+
+    [profile.acme]
+    base = "B4"                         # the type it stands in for
+    manufacturer = 0x1234               # what its Query Next Image carries
+    image_type = 0x0042
+    hw_version = 0x0101
+    mode = "copy-swap"                  # or "bank-switch"
+    geometry = { sector_size = 4096, sectors = 256, write_align = 4 }   # uniform NOR
+    model = "ACME-DISPLAY-1"            # its Basic cluster model identifier
+    manufacturer_key = "keys/acme-mfr.pub.pem"   # the bootloader's image key
+    supplier_key = "keys/acme-supplier.cert.pem" # whose OTA files it accepts
+    factory = "fw/acme-1.0.0.zigbee"    # the OTA file the factory programs
+    [[bridge]]
+    name = "display"
+    profile = "acme"                    # type defaults to the profile's base
+    parent = "b1"
+    offer = "fw/acme-1.1.0.zigbee"
+
+Every profile field but base is optional (the base type's value, the image
+set's keys and current image). A profile whose identity differs from its
+base takes offers as files or folders: the bundled roles are the base's.
+
 Keys: the hub signs every CS06 with `[hub] signing_key` (a PEM P-256 private
 key, or "none" for a hub that signs nothing), and each bridge accepts CS06
 signed by its `authority_key` (a public key, private key or certificate);
@@ -35,6 +59,7 @@ payloads); each remote bridge reaches B1 over the point-to-point link given.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.resources
 import math
@@ -44,8 +69,8 @@ import tomllib
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import gbcs
-from bridge_emu.core.flash import TEAR
-from bridge_emu.emulator.profiles import ProfileError, profile
+from bridge_emu.core.flash import TEAR, Geometry
+from bridge_emu.emulator.profiles import BridgeProfile, ProfileError, custom_profile, profile
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec
@@ -62,15 +87,22 @@ MIN_PAYLOAD, MAX_PAYLOAD = gbcs.FRAGMENT_DATA + gbcs.FRAGMENT_HEAD, 82
 
 # Every key a document may hold, with its type and allowed range (None: any).
 _NUMBER = (int, float)
-_TOP = {"name": str, "description": str, "seed": int, "hub": dict, "bridge": list}
+_TOP = {"name": str, "description": str, "seed": int, "hub": dict, "profile": dict, "bridge": list}
 _HUB = {"personality": str, "activation": str, "signing_key": str}
-_BRIDGE = {"name": str, "type": str, "parent": str, "offer": str, "link": dict, "power_cut": dict,
-           "authority_key": str}
+_BRIDGE = {"name": str, "type": str, "profile": str, "parent": str, "offer": str, "link": dict,
+           "power_cut": dict, "authority_key": str}
+_PROFILE = {"base": str, "manufacturer": (int, 0, 0xFFFE), "image_type": (int, 0, 0xFFFE),
+            "hw_version": (int, 0, 0xFFFF), "mode": str, "geometry": dict, "model": str,
+            "manufacturer_key": str, "supplier_key": str, "factory": str}
+# A uniform NOR part: sizes as datasheets give them; timings default to a W25Q-class part's.
+_GEOMETRY = {"sector_size": (int, 256, 1 << 20), "sectors": (int, 4, 1 << 16), "write_align": (int, 1, 256),
+             "page_size": (int, 1, 1 << 16), "page_program_us": (int, 0, 1_000_000),
+             "erase_us": (int, 0, 10_000_000), "ecc": bool}
 _LINK = {"latency_ms": (_NUMBER, 0, 10_000), "jitter_ms": (_NUMBER, 0, 10_000), "loss": (_NUMBER, 0, 0.5),
          "throughput_kbps": (_NUMBER, 1, 100_000), "payload_limit": (int, MIN_PAYLOAD, MAX_PAYLOAD)}
 _POWER_CUT = {"at_fraction": (_NUMBER, 0, 1), "tear": (str, None, None), "seed": (int, 0, 2**32 - 1)}
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a table", list: "an array of tables",
-               _NUMBER: "a number"}
+               _NUMBER: "a number", bool: "true or false"}
 
 
 class PremisesError(BridgeEmuError):
@@ -78,9 +110,22 @@ class PremisesError(BridgeEmuError):
 
 
 @dataclass(frozen=True)
+class ProfileSpec:
+    """A user's own device ([profile.NAME]): its model, and the files it is made from."""
+    profile: BridgeProfile
+    manufacturer_key: pathlib.Path | None = None   # None: the image set's
+    supplier_key: pathlib.Path | None = None       # None: the image set's
+    factory: pathlib.Path | None = None            # None: the image set's current image of the base type
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+@dataclass(frozen=True)
 class BridgeSpec:
     name: str
-    type: str
+    type: str                                   # B1..B4: a profile's base
     parent: str | None = None
     offer: str = "next"
     link: dict = field(default_factory=dict)
@@ -89,6 +134,12 @@ class BridgeSpec:
     # offer given as a path: the OTA file, or the files of the folder (an empty tuple for a role)
     offer_files: tuple[pathlib.Path, ...] = ()
     offer_folder: bool = False
+    profile: ProfileSpec | None = None          # a user's own device; None: the type's own model
+
+    @property
+    def model(self) -> BridgeProfile:
+        """What the bridge is: its profile's model, or its type's."""
+        return profile(self.type) if self.profile is None else self.profile.profile
 
 
 @dataclass(frozen=True)
@@ -99,6 +150,7 @@ class PremisesSpec:
     hub: dict = field(default_factory=dict)
     seed: int = 1
     signing_key: pathlib.Path | str | None = None   # None: the image set's supplier key; "none": unsigned
+    profiles: dict[str, ProfileSpec] = field(default_factory=dict)
 
 
 def parse_premises(text: str, where: str = "premises", base: pathlib.Path | None = None) -> PremisesSpec:
@@ -117,12 +169,13 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
         raise _type_error(where, dict, d)
     _check_document(d, where)
     hub = d.get("hub", {})
-    signing = hub.get("signing_key")
-    if signing is not None and signing != "none":
-        signing = _key_file(signing, base, f"{where}.hub.signing_key", load_private_key)
+    signing = _signing_key(hub, base, f"{where}.hub.signing_key")
+    profiles = {name: parse_profile(name, table, base, f"{where}.profile.{name}")
+                for name, table in d.get("profile", {}).items()}
     try:
         bridges = tuple(BridgeSpec(
-            name=str(b["name"]), type=str(b["type"]).upper(), parent=b.get("parent"),
+            name=str(b["name"]), type=_bridge_type(b, profiles, f"{where}.bridge[{i + 1}]"),
+            profile=profiles.get(b.get("profile")), parent=b.get("parent"),
             offer=str(b.get("offer", "next")), link=dict(b.get("link", {})),
             power_cut=dict(b.get("power_cut", {})),
             authority_key=None if "authority_key" not in b else _key_file(
@@ -130,7 +183,7 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
             **_offer_files(str(b.get("offer", "next")), base, f"{where}.bridge[{i + 1}].offer"))
             for i, b in enumerate(d.get("bridge", [])))
         spec = PremisesSpec(str(d["name"]), str(d.get("description", "")), bridges, dict(hub),
-                            int(d.get("seed", 1)), signing)
+                            int(d.get("seed", 1)), signing, profiles)
     except (KeyError, TypeError, ValueError) as e:
         raise PremisesError(f"{where}: missing or bad field: {e}") from None
     names = [b.name for b in bridges]
@@ -160,14 +213,89 @@ def parse_document(d: dict, where: str = "premises", base: pathlib.Path | None =
     return spec
 
 
+def with_hub(spec: PremisesSpec, hub: dict, where: str = "hub") -> PremisesSpec:
+    """The premises with [hub] keys replaced (a test's or a scenario's override),
+    checked as a document's are; relative key paths from the current folder."""
+    _check_table(hub, _HUB, where)
+    merged = {**spec.hub, **hub}
+    _check_hub(merged, where)
+    signing = _signing_key(hub, None, f"{where}.signing_key") if "signing_key" in hub else spec.signing_key
+    return dataclasses.replace(spec, hub=merged, signing_key=signing)
+
+
+def _signing_key(hub: dict, base: pathlib.Path | None, path: str) -> pathlib.Path | str | None:
+    """[hub] signing_key: None (the image set's supplier key), "none" (the hub signs nothing), or a key file."""
+    signing = hub.get("signing_key")
+    if signing is None or signing == "none":
+        return signing
+    return _key_file(signing, base, path, load_private_key)
+
+
+def parse_profile(name: str, table: dict, base: pathlib.Path | None = None, path: str = "profile") -> ProfileSpec:
+    """[profile.NAME]: the model, made and checked now; its files resolved (from base,
+    else the current folder) and read once."""
+    if not NAME.fullmatch(name):
+        raise PremisesError(f"{path}: {name!r} is not a plain name (letters, digits, _ . -; up to 32)")
+    if not isinstance(table, dict):
+        raise _type_error(path, dict, table)
+    _check_table(table, _PROFILE, path)
+    if "base" not in table:
+        raise PremisesError(f"{path}.base: missing (the bridge type it stands in for: B1..B4)")
+    fields = {k: table[k] for k in ("manufacturer", "image_type", "hw_version", "mode", "model") if k in table}
+    if "geometry" in table:
+        g = table["geometry"]
+        _check_table(g, _GEOMETRY, f"{path}.geometry")
+        for key in ("sector_size", "sectors"):
+            if key not in g:
+                raise PremisesError(f"{path}.geometry.{key}: missing")
+        timing = {k: g[k] for k in ("erase_us", "page_program_us") if k in g}
+        fields["geometry"] = Geometry.uniform(g["sector_size"], g["sectors"], write_align=g.get("write_align", 4),
+                                              page_size=g.get("page_size", 256), ecc=g.get("ecc", False), **timing)
+    try:
+        model = custom_profile(name, str(table["base"]), **fields)
+    except ProfileError as e:
+        raise PremisesError(f"{path}: {e}") from None
+    factory = None
+    if "factory" in table:
+        factory = _resolved(table["factory"], base)
+        if not factory.is_file():
+            raise PremisesError(f"{path}.factory: {factory} is not a file (the OTA file the factory programs)")
+    keys = {key: _key_file(table[key], base, f"{path}.{key}", load_public_key)
+            for key in ("manufacturer_key", "supplier_key") if key in table}
+    return ProfileSpec(model, factory=factory, **keys)
+
+
+def _bridge_type(b: dict, profiles: dict[str, ProfileSpec], path: str) -> str:
+    """A bridge's type: its own, or its profile's base (which a type given beside it must match)."""
+    name = b.get("profile")
+    if name is None:
+        if "type" not in b:
+            raise PremisesError(f"{path}.type: missing (B1..B4, or give a profile)")
+        return str(b["type"]).upper()
+    if name not in profiles:
+        listed = ", ".join(sorted(profiles)) or "none are defined"
+        raise PremisesError(f"{path}.profile: no [profile.{name}] in this premises ({listed})")
+    base = profiles[name].profile.bridge_type
+    if "type" in b and str(b["type"]).upper() != base:
+        raise PremisesError(f"{path}.type: {b['type']!r}, but profile {name!r} stands in for a {base}")
+    own = profiles[name].profile
+    if b.get("offer", "next") in ("next", "faulty") and _identity(own) != _identity(profile(base)):
+        raise PremisesError(f"{path}.offer: {b.get('offer', 'next')!r} is the bundled {base} image, which profile "
+                            f"{name!r} (its own manufacturer and image type) would not take; give an OTA file "
+                            "or folder, or \"none\"")
+    return base
+
+
+def _identity(p: BridgeProfile) -> tuple[int, int]:
+    return p.manufacturer, p.image_type
+
+
 def _offer_files(value: str, base: pathlib.Path | None, path: str) -> dict:
     """offer = a role of the image set, or the path of an OTA file or a folder of them
     (relative to the premises file's folder; hidden files are left out)."""
     if value in OFFERS:
         return {}
-    found = pathlib.Path(value).expanduser()
-    if base is not None and not found.is_absolute():
-        found = base / found
+    found = _resolved(value, base)
     if found.is_file():
         return {"offer_files": (found,)}
     if found.is_dir():
@@ -183,14 +311,18 @@ def _offer_files(value: str, base: pathlib.Path | None, path: str) -> dict:
 def _key_file(value: str, base: pathlib.Path | None, path: str, loader) -> pathlib.Path:
     """A key file named by the document, resolved and loaded once here so a bad
     one is refused before anything runs."""
-    file = pathlib.Path(value).expanduser()
-    if base is not None and not file.is_absolute():
-        file = base / file
+    file = _resolved(value, base)
     try:
         loader(file)
     except BridgeEmuError as e:
         raise PremisesError(f"{path}: {e}") from None
     return file
+
+
+def _resolved(value: str, base: pathlib.Path | None) -> pathlib.Path:
+    """A path the document gives, taken from the premises file's folder when relative."""
+    found = pathlib.Path(value).expanduser()
+    return base / found if base is not None and not found.is_absolute() else found
 
 
 def _type_error(path: str, want, value) -> PremisesError:
@@ -209,7 +341,7 @@ def _check_table(table: dict, keys: dict, path: str) -> None:
         lo = hi = None
         if isinstance(want, tuple) and len(want) == 3:
             want, lo, hi = want
-        if isinstance(value, bool) or not isinstance(value, want):
+        if (isinstance(value, bool) and want is not bool) or not isinstance(value, want):
             raise _type_error(f"{path}.{key}", want, value)
         if lo is not None and not (math.isfinite(value) and lo <= value <= hi):
             raise PremisesError(f"{path}.{key}: {value!r} is outside {lo}..{hi}")
@@ -225,14 +357,16 @@ def _check_document(d: dict, where: str) -> None:
     if d.get("seed", 0) < 0:
         raise PremisesError(f"{where}.seed: {d['seed']} is negative")
     _check_table(d.get("hub", {}), _HUB, f"{where}.hub")
+    for name, table in d.get("profile", {}).items():
+        if not isinstance(table, dict):
+            raise _type_error(f"{where}.profile.{name}", dict, table)
     for i, b in enumerate(d.get("bridge", [])):
         path = f"{where}.bridge[{i + 1}]"
         if not isinstance(b, dict):
             raise _type_error(path, dict, b)
         _check_table(b, _BRIDGE, path)
-        for key in ("name", "type"):
-            if key not in b:
-                raise PremisesError(f"{path}.{key}: missing")
+        if "name" not in b:
+            raise PremisesError(f"{path}.name: missing")
         if not NAME.fullmatch(b["name"]):
             raise PremisesError(f"{path}.name: {b['name']!r} is not a plain name (letters, digits, _ . -; "
                                 "up to 32; it names a directory)")

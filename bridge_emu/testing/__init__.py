@@ -13,18 +13,26 @@ fixtures; they work without pytest too.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
 from bridge_emu.core.device import Device
 from bridge_emu.emulator.bridge import Bridge
 from bridge_emu.emulator.factory import factory_program
-from bridge_emu.emulator.profiles import profile
+from bridge_emu.emulator.profiles import profile as builtin_profile
 from bridge_emu.errors import BridgeEmuError
-from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
+from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet, bridge_kit
 from bridge_emu.premises.runner import BridgeSlot, PremisesRun
-from bridge_emu.premises.schema import PremisesSpec, builtin_premises, load_premises, parse_document, parse_premises
+from bridge_emu.premises.schema import (
+    BridgeSpec,
+    PremisesSpec,
+    builtin_premises,
+    load_premises,
+    parse_document,
+    parse_premises,
+    parse_profile,
+    with_hub,
+)
 from bridge_emu.tools.devices import device_report
 
 __all__ = ["Premises", "one_bridge", "one_bridge_spec", "flash_file", "fuzz_server", "ota_server"]
@@ -39,7 +47,7 @@ class Premises:
     def __init__(self, spec: PremisesSpec, *, images: ImageSet | None = None, run_dir: pathlib.Path | None = None,
                  seed: int | None = None, hub: dict | None = None):
         if hub:
-            spec = dataclasses.replace(spec, hub={**spec.hub, **hub})
+            spec = with_hub(spec, hub)
         self.spec = spec
         self.images = images or ImageSet(DEFAULT_IMAGES)
         self.run_dir = None if run_dir is None else pathlib.Path(run_dir) / spec.name
@@ -165,38 +173,48 @@ class Premises:
 
 
 def one_bridge_spec(bridge_type: str, *, offer: str = "next", name: str | None = None,
-                    link: dict | None = None, hub: dict | None = None) -> PremisesSpec:
+                    link: dict | None = None, hub: dict | None = None, profile: dict | None = None) -> PremisesSpec:
     """A premises around one bridge of a type: the bridge and, for a remote type, the B1
     it reaches the hub through (a B1 gets a B4 beside it); the other is offered nothing.
-    The remote's link loses nothing unless `link` says otherwise (a premises link table)."""
-    t = profile(bridge_type.upper()).bridge_type
+    The remote's link loses nothing unless `link` says otherwise (a premises link table).
+    profile: the bridge is a user's own device of that base type, as a premises'
+    [profile] table gives it (manufacturer, image_type, geometry, keys, factory...;
+    relative paths from the current folder)."""
+    t = builtin_profile(bridge_type.upper()).bridge_type
     name = name or t.lower()
     remote_link = {"loss": 0.0, **(link or {})}
+    this = {"name": name, "offer": offer, **({"profile": "own"} if profile else {"type": t})}
     if t == "B1":
-        bridges = [{"name": name, "type": "B1", "offer": offer},
-                   {"name": "other", "type": "B4", "parent": name, "offer": "none", "link": remote_link}]
+        bridges = [this, {"name": "other", "type": "B4", "parent": name, "offer": "none", "link": remote_link}]
     else:
-        bridges = [{"name": "b1", "type": "B1", "offer": "none"},
-                   {"name": name, "type": t, "parent": "b1", "offer": offer, "link": remote_link}]
-    doc = {"name": f"{name}-site", "bridge": bridges, **({"hub": hub} if hub else {})}
+        bridges = [{"name": "b1", "type": "B1", "offer": "none"}, {**this, "parent": "b1", "link": remote_link}]
+    doc = {"name": f"{name}-site", "bridge": bridges, **({"hub": hub} if hub else {}),
+           **({"profile": {"own": {"base": t, **profile}}} if profile else {})}
     return parse_document(doc, f"one {t}")
 
 
 def one_bridge(bridge_type: str, *, offer: str = "next", name: str | None = None, link: dict | None = None,
-               **kw) -> Premises:
+               profile: dict | None = None, **kw) -> Premises:
     """A Premises of one_bridge_spec (the other keywords as Premises takes them)."""
-    return Premises(one_bridge_spec(bridge_type, offer=offer, name=name, link=link), **kw)
+    return Premises(one_bridge_spec(bridge_type, offer=offer, name=name, link=link, profile=profile), **kw)
 
 
 def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",
-               images: ImageSet | None = None) -> Device:
+               images: ImageSet | None = None, profile: dict | None = None) -> Device:
     """A flash file of a factory-fresh bridge of a type, programmed with the image
-    set's image in `role` (current, next or faulty), booted and confirmed."""
+    set's image in `role` (current, next or faulty), booted and confirmed; with
+    `profile` (a [profile] table, as one_bridge_spec takes it), a user's own device
+    of that base type, programmed with the profile's factory image."""
     images = images or ImageSet(DEFAULT_IMAGES)
-    prof = profile(bridge_type.upper())
-    device = Device.create(pathlib.Path(path), prof.geometry, prof.layout(), keys=[images.manufacturer_key],
-                           notes={"type": prof.bridge_type})
-    factory_program(device, images.file(prof.bridge_type, role).read_bytes())
+    t = builtin_profile(bridge_type.upper()).bridge_type
+    own = None if profile is None else parse_profile("own", {"base": t, **profile})
+    kit = bridge_kit(BridgeSpec("flash", t, profile=own), images)
+    if own is not None and own.factory is not None and role != "current":
+        raise BridgeEmuError(f"role {role!r}: a profile with a factory image is programmed with that image")
+    prof = kit.profile
+    device = Device.create(pathlib.Path(path), prof.geometry, prof.layout(), keys=[kit.manufacturer_key],
+                           notes={"type": t, **({"profile": "own"} if own else {})})
+    factory_program(device, (kit.factory if role == "current" else images.file(t, role)).read_bytes())
     return device
 
 

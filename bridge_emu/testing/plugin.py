@@ -8,10 +8,11 @@ Fixtures:
     premises            premises(what, *, seed=None, hub=None, in_memory=False) -> Premises;
                         what: a built-in name, a TOML file or text, or a PremisesSpec; flash files
                         and event logs go under the test's tmp_path unless in_memory
-    bridge              bridge(type, *, offer="next", seed=None, hub=None, link=None) -> Premises around
-                        one bridge of that type; link: the remote bridge's (loss-free unless it says)
-    bridge_flash        bridge_flash(type, *, role="current", name="flash.bemu") -> a factory-fresh
-                        Device whose flash file is in tmp_path
+    bridge              bridge(type, *, offer="next", seed=None, hub=None, link=None, profile=None) ->
+                        Premises around one bridge of that type; link: the remote bridge's (loss-free
+                        unless it says); profile: a [profile] table making it a user's own device
+    bridge_flash        bridge_flash(type, *, role="current", name="flash.bemu", profile=None) -> a
+                        factory-fresh Device whose flash file is in tmp_path
 """
 from __future__ import annotations
 
@@ -58,9 +59,9 @@ def bridge(request, tmp_path, bridge_emu_images, premises):
     opened = getattr(request.node, _OPENED)
 
     def open_bridge(bridge_type: str, *, offer: str = "next", seed: int | None = None, hub: dict | None = None,
-                    link: dict | None = None):
+                    link: dict | None = None, profile: dict | None = None):
         site = one_bridge(bridge_type, offer=offer, images=bridge_emu_images, seed=seed, hub=hub, link=link,
-                          run_dir=tmp_path / "bridge-emu")
+                          profile=profile, run_dir=tmp_path / "bridge-emu")
         opened.append(site)
         return site
 
@@ -72,8 +73,8 @@ def bridge_flash(tmp_path, bridge_emu_images):
     from bridge_emu.testing import flash_file
     devices = []
 
-    def make(bridge_type: str, *, role: str = "current", name: str = "flash.bemu"):
-        device = flash_file(tmp_path / name, bridge_type, role=role, images=bridge_emu_images)
+    def make(bridge_type: str, *, role: str = "current", name: str = "flash.bemu", profile: dict | None = None):
+        device = flash_file(tmp_path / name, bridge_type, role=role, images=bridge_emu_images, profile=profile)
         devices.append(device)
         return device
 

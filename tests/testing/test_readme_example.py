@@ -19,7 +19,7 @@ def readme_example(name: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("name", ["plugin", "strategies", "hostile"])
+@pytest.mark.parametrize("name", ["plugin", "profile", "strategies", "hostile"])
 def test_the_readme_examples_pass(pytester, name):
     code = readme_example(name)
     pytester.makepyfile(test_readme=code)

@@ -98,3 +98,28 @@ def test_whatever_cuts_land_in_a_download_the_bridge_ends_upgraded(schedule):
         assert site.version("b4").startswith("1.1.0")
     finally:
         site.close()
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_drawn_profile_takes_a_file_drawn_for_it_over_the_air(tmp_path, data):
+    """A user's device of any drawn identity, swap mode and geometry, factory-programmed
+    with its base type's bundled image (1.0.0, security counter 1), downloads a file drawn
+    for its profile (a newer version, counter 1 or above, well-behaved firmware), verifies,
+    activates, boots and confirms it."""
+    table = data.draw(bs.bridge_profiles())
+    file = data.draw(bs.ota_files(profile=table, min_version=(1, 1, 0), behaviours=False,
+                                   min_counter=1, max_payload=2048))
+    path = tmp_path / f"{table['manufacturer']:04X}-{table['image_type']:04X}-{len(file.data)}.zigbee"
+    path.write_bytes(file.data)
+    site = one_bridge(table["base"], offer=str(path), profile=table)
+    try:
+        assert site.run_until_settled(), site.report()
+        name = table["base"].lower()
+        assert site.outcome(name) == "upgraded", (table, site.report())
+        device = site.bridge(name).device
+        assert device.config.geometry.n_sectors == table["geometry"]["sectors"]
+        assert device.config.layout.mode == table["mode"]
+    finally:
+        site.close()
