@@ -8,7 +8,7 @@ NATIVE  := $(wildcard native/include/*.h native/src/*.c native/src/*.h) native/b
 ASAN_RT  = $(shell gcc -print-file-name=libasan.so)
 UBSAN_RT = $(shell gcc -print-file-name=libubsan.so)
 
-.PHONY: all venv build test lint test-slow sanitize bench images demo clean
+.PHONY: all venv build peers test lint test-slow sanitize bench images demo clean
 
 all: test
 
@@ -20,8 +20,19 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 
 venv build: $(STAMP)
 
+# zigbee-herdsman, a host peer of `bridge-emu dongle` (tests/dongle/test_dongle_herdsman.py), as its lock file
+# pins it. No install scripts: over tcp:// herdsman never loads the serial port binding they would build.
+HERDSMAN       := tests/peers/herdsman
+HERDSMAN_STAMP := $(HERDSMAN)/node_modules/.installed
+
+$(HERDSMAN_STAMP): $(HERDSMAN)/package.json $(HERDSMAN)/package-lock.json
+	npm ci --prefix $(HERDSMAN) --ignore-scripts --no-audit --no-fund
+	touch $@
+
+peers: $(HERDSMAN_STAMP)
+
 # The whole suite, then the house rules (layering and lint).
-test: $(STAMP)
+test: $(STAMP) $(HERDSMAN_STAMP)
 	$(PYTHON) -m pytest -q -m "not slow"
 	$(MAKE) --no-print-directory lint
 
@@ -29,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check bridge_emu tests bench native/build_ffi.py
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(HERDSMAN_STAMP)
 	$(PYTHON) -m pytest -q -m slow
 
 # The C core under AddressSanitizer + UBSan, running the tests that drive it.

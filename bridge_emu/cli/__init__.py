@@ -185,14 +185,13 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     spec = resolve(args.premises)
     if args.probe:
         from bridge_emu.dongle.probe import probe_ezsp, probe_znp
-        from bridge_emu.emulator.profiles import profile
         bridge = next((b for b in spec.bridges if b.name == args.bridge), None)
         if bridge is None:
             raise BridgeEmuError(f"premises {spec.name}: no bridge {args.bridge!r}")
-        report = (probe_znp if args.protocol == "znp" else probe_ezsp)(args.port)
+        report = (probe_znp if args.protocol == "znp" else probe_ezsp)(args.port, baudrate=args.baudrate)
         for line in report.lines():
             print(line)
-        role = "end device" if profile(bridge.type).sleepy else "router"
+        role = "end device" if bridge.model.sleepy else "router"
         if not report.can(role):
             raise BridgeEmuError(f"{args.port}: this stick cannot join as {role}, which {args.bridge} "
                                  f"({bridge.type}) needs")
@@ -208,7 +207,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await attach(spec, images, args.bridge, args.port, args.protocol, run_dir, args.resume,
                      announce=lambda line: print(line, flush=True),
-                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True), stop=stop)
+                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True), stop=stop,
+                     baudrate=args.baudrate, flow_control=args.flow_control)
 
     asyncio.run(main())
     return 0
@@ -320,6 +320,16 @@ def _positive_int(text: str) -> int:
     n = _int(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
+    return n
+
+
+BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _baudrate(text: str) -> int:
+    n = _int(text) if text.strip().isdigit() else 0
+    if n not in BAUDRATES:
+        raise argparse.ArgumentTypeError(f"{text!r}: want one of {', '.join(map(str, BAUDRATES))}")
     return n
 
 
@@ -511,6 +521,7 @@ def _cmd_image_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bridge_emu.net.serial_link import FLOW_CONTROL
     p = _Parser(prog="bridge-emu", description=(
         "Emulates the GB smart-metering Alt HAN bridges (B1-B4) taking firmware over the air: a ZigBee OTA "
         "Upgrade client over a C boot core with two flash banks, swap, confirm and rollback, on a simulated "
@@ -594,6 +605,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "rfc2217://HOST:PORT)")
     a.add_argument("--protocol", choices=("znp", "ezsp"), required=True, help="znp: a TI Z-Stack 3.x stick (MT over "
                    "UART); ezsp: a Silicon Labs EmberZNet NCP stick (EZSP v8-v19 over ASH)")
+    a.add_argument("--baudrate", type=_baudrate, default=115200, help="the serial port's speed (default 115200, "
+                   "what Z-Stack and EmberZNet NCP UART images use)")
+    a.add_argument("--flow-control", choices=FLOW_CONTROL, default="none", help="none (default); hardware: "
+                   "RTS/CTS, for EmberZNet NCP images built for it; software: XON/XOFF")
     a.add_argument("--dir", default="out/attach", help="where the bridge's flash file and event log are kept")
     a.add_argument("--no-dir", action="store_true", help="keep the bridge in memory")
     a.add_argument("--resume", action="store_true", help="go on from the flash file in --dir")

@@ -63,7 +63,10 @@ Covered (the layouts checked against zigpy-znp's definitions, by the tests, both
 
 That is everything zigpy-znp sends, and every callback it listens for, while it starts
 (api.py, zigbee/application.py, nvram.py, znp/security.py, utils.py), plus the ZDO
-requests a host driving a dongle as a router needs.
+requests a host driving a dongle as a router needs, plus what zigbee-herdsman's zstack
+adapter adds (ZDO.ExtFindGroup, ZDO.ExtAddGroup, SYS.StackTune, the ZDO callbacks
+MgmtLqiRsp MgmtRtgRsp UnbindRsp in herdsman's callback form). ZDO.ExtNwkInfo's answer
+is Z-Stack's 24-byte layout, not zigpy-znp's (see the table).
 """
 from __future__ import annotations
 
@@ -689,13 +692,22 @@ _TABLE: tuple[Command, ...] = (
     _sreq(_ZDO, "ExtRouteDisc", 0x45, _payload("dst" / _NWK, "options" / Int8ul, "radius" / Int8ul)),
     _sreq(_ZDO, "ExtRouteChk", 0x46, _payload("dst" / _NWK, "rt_status" / _enum8(RouteStatus), "options" / Int8ul),
           _payload("status" / _enum8(RoutingStatus))),
+    # 24 bytes, as Z-Stack's MT_ZdoExtNwkInfo builds them (and zigbee-herdsman reads them): the device state after
+    # the address, and the logical channel as one byte. zigpy-znp declares 26 (no state, a 32-bit channel mask)
+    # but never sends the command, so this is the one layout here that differs from zigpy-znp's.
+    # the APS group table of an endpoint (herdsman puts its Green Power endpoint 242 in group 0x0B84 at start)
+    _sreq(_ZDO, "ExtFindGroup", 0x4A, _payload("endpoint" / Int8ul, "group_id" / Int16ul),
+          _payload("group" / GreedyBytes)),      # status, then aps_Group_t: id u16, name (length first, 16 bytes)
+    _sreq(_ZDO, "ExtAddGroup", 0x4B, _payload("endpoint" / Int8ul, "group_id" / Int16ul,
+                                              "group_name" / _SHORT_BYTES)),
     _sreq(_ZDO, "ExtNwkInfo", 0x50, _EMPTY, _payload(
         "dst" / _NWK,
+        "device_state" / _enum8(DeviceState),
         "pan_id" / Int16ul,
         "parent_nwk" / _NWK,
         "extended_pan_id" / Int64ul,
         "parent_ieee" / _IEEE,
-        "channel" / Int32ul,  # a channel mask (zigpy-znp: Channels)
+        "channel" / Int8ul,  # the logical channel, 11..26 (0: none)
     )),
     # ZDO callbacks
     _areq(_ZDO, "NwkAddrRsp", 0x80, _ZDO_ADDR_RSP),

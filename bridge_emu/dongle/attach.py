@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 from bridge_emu.emulator.bridge import Bridge, BridgeConfig, Phase
 from bridge_emu.emulator.hub import HUB
-from bridge_emu.emulator.profiles import profile
 from bridge_emu.emulator.zigbee_node import NodeIdentity, ZigbeeNode, eui64
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_public_key
@@ -36,8 +35,8 @@ from bridge_emu.net.serial_link import SerialUrlLink, StreamDriver
 from bridge_emu.net.sim import ZIGBEE_APS_PAYLOAD
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.policy import Policy
-from bridge_emu.premises.images import ImageSet
-from bridge_emu.premises.runner import PremisesRun
+from bridge_emu.premises.images import ImageSet, bridge_kit
+from bridge_emu.premises.runner import PremisesRun, device_notes
 from bridge_emu.premises.schema import PremisesSpec
 from bridge_emu.uart import ezsp_join, znp_join
 
@@ -48,6 +47,17 @@ UNJOINED = 0xFFFE
 
 class AttachError(BridgeEmuError):
     """The bridge cannot be attached through the dongle."""
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise AttachError(f"--protocol {protocol!r}: attach drives {', '.join(PROTOCOLS)} dongles only")
+
+
+def make_joiner(protocol: str, identity: NodeIdentity, seed: int) -> Joiner:
+    """The host side that makes the stick join as what `identity` is (router, or end device if sleepy)."""
+    make = znp_join.ZnpJoiner if protocol == "znp" else ezsp_join.EzspJoiner
+    return make(identity.logical_type, identity.simple_descriptor(), seed=seed)
 
 
 class DongleTransport:
@@ -89,7 +99,9 @@ class Attachment:
                  protocol: str = "znp",
                  run_dir: pathlib.Path | None = None, resume: bool = False,
                  loop: asyncio.AbstractEventLoop | None = None,
-                 announce: Callable[[str], None] = print, warn: Callable[[str], None] = print):
+                 announce: Callable[[str], None] = print, warn: Callable[[str], None] = print,
+                 **link_options):
+        """link_options: SerialUrlLink's (baudrate, flow_control)."""
         b = next((b for b in spec.bridges if b.name == bridge_name), None)
         if b is None:
             raise AttachError(f"premises {spec.name}: no bridge {bridge_name!r} (bridges: "
@@ -98,46 +110,46 @@ class Attachment:
         self.loop = loop or asyncio.get_running_loop()
         self.announce, self.warn = announce, warn
         self.clock = AsyncioClock(self.loop)
-        prof = profile(b.type)
+        kit = bridge_kit(b, images)
+        prof = kit.profile
         # laid out as `bridge-emu run` lays out a premises: DIR/PREMISES/BRIDGE/
         self.dir = None if run_dir is None else run_dir / spec.name / b.name
         path = None
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
             path = self.dir / "flash.bemu"
-        notes = {"bridge": b.name, "type": b.type, "premises": spec.name}
+        notes = device_notes(spec, b)
         if resume and path is not None and path.exists():
             device = PremisesRun.resumed_device(path, notes)
         else:
-            device = PremisesRun.factory_device(path, prof, b, images, notes)
+            device = PremisesRun.factory_device(path, kit, b, notes)
         policy = Policy.preset(spec.hub.get("personality", "gbcs-ch"))
         # the bridge's UTC starts where the hub's does (virtual time 0 is now)
         config = BridgeConfig(utc0=policy.utc(0.0) - int(self.clock.now()))
         authority = None if b.authority_key is None else load_public_key(b.authority_key)
         ieee = eui64(spec.name, b.name)
-        self.bridge = Bridge(b.name, prof, device, supplier_key=images.supplier_key, hub=HUB, config=config,
+        self.bridge = Bridge(b.name, prof, device, supplier_key=kit.supplier_key, hub=HUB, config=config,
                              address=UNJOINED, authority_key=authority, max_payload=ZIGBEE_APS_PAYLOAD,
                              seed=ieee & 0x3FFF_FFFF,
                              log_path=None if self.dir is None else self.dir / "events.jsonl")
         if resume:
-            self.bridge.record.version_before = images.entry(b.type, "current")["version"]
+            self.bridge.record.version_before = kit.factory_version()
         self.identity = NodeIdentity(ieee, UNJOINED, prof)
-        make = znp_join.ZnpJoiner if protocol == "znp" else ezsp_join.EzspJoiner
         self.protocol = protocol
-        self.joiner = make(self.identity.logical_type, self.identity.simple_descriptor(), seed=ieee & 0xFFFF)
+        self.joiner = make_joiner(protocol, self.identity, ieee & 0xFFFF)
         self.transport = DongleTransport(self.joiner, self.clock)
         self.bridge.on_network_change = lambda up: setattr(self.transport, "online", up)
         self.node = ZigbeeNode(self.bridge, self.identity,
                                lambda: self.bridge.phase is Phase.RUNNING and self.joiner.is_joined)
         self.driver = Driver(self.node, self.transport, self.clock)
-        self.link = SerialUrlLink(port_url, self.loop)
-        self.port = _Port(self)
-        self.stream = StreamDriver(self.port, self.link, self.clock)
-        self.transport.stream = self.stream
         self.joins: list[znp_join.Joined] = []
         self.downs: list[tuple[str, int | None]] = []     # (reason, the OTA offset then)
         self.refused: str | None = None
         self.errors: list[BaseException] = []
+        self.link = SerialUrlLink(port_url, self.loop, **link_options)
+        self.port = JoinerPort(self.joiner, self.transport, self._events, self.errors)
+        self.stream = StreamDriver(self.port, self.link, self.clock)
+        self.transport.stream = self.stream
 
     def start(self) -> None:
         try:
@@ -182,23 +194,25 @@ class Attachment:
                 self.warn(f"{self.bspec.name}: {ev.reason}")
 
 
-class _Port:
-    """The joiner as the link sees it: after every input, its events reach the bridge."""
+class JoinerPort:
+    """The joiner as the link sees it: after every input, on_events(now) takes its
+    events to what runs behind the stick; a fault there is kept in `errors` (its
+    owner ends the run and reports it)."""
 
-    def __init__(self, attachment: Attachment):
-        self.a = attachment
-        self.joiner = attachment.joiner
+    def __init__(self, joiner: Joiner, transport: DongleTransport, on_events: Callable[[float], None],
+                 errors: list[BaseException]):
+        self.joiner, self.transport, self.on_events, self.errors = joiner, transport, on_events, errors
 
     def _run(self, fn, *args) -> None:
         now = args[-1]
-        self.a.transport.inside_port = True
+        self.transport.inside_port = True
         try:
             fn(*args)
-            self.a._events(now)
-        except Exception as e:          # noqa: BLE001 - a fault ends the attach; its owner reports it
-            self.a.errors.append(e)
+            self.on_events(now)
+        except Exception as e:          # noqa: BLE001 - a fault ends the run; its owner reports it
+            self.errors.append(e)
         finally:
-            self.a.transport.inside_port = False
+            self.transport.inside_port = False
 
     def connection_made(self, now: float) -> None:
         self._run(self.joiner.connection_made, now)
@@ -222,14 +236,14 @@ class _Port:
 async def attach(spec: PremisesSpec, images: ImageSet, bridge_name: str, port_url: str, protocol: str = "znp",
                  run_dir: pathlib.Path | None = None, resume: bool = False, announce=print, warn=print,
                  stop: asyncio.Event | None = None,
-                 ready: Callable[[Attachment], None] | None = None) -> Attachment:
+                 ready: Callable[[Attachment], None] | None = None, **link_options) -> Attachment:
     """Run bridge `bridge_name` of `spec` through the dongle at `port_url` until `stop` is set (or the task is
     cancelled). announce(line) is told what it does, warn(line) what goes wrong; ready(attachment), if given,
-    once it runs. Returns the attachment (its bridge's record, its joins and downs)."""
-    if protocol not in PROTOCOLS:
-        raise AttachError(f"--protocol {protocol!r}: attach drives {', '.join(PROTOCOLS)} dongles only")
+    once it runs; link_options: the serial port's (baudrate, flow_control). Returns the attachment (its
+    bridge's record, its joins and downs)."""
+    check_protocol(protocol)
     attachment = Attachment(spec, images, bridge_name, port_url, protocol=protocol, run_dir=run_dir,
-                            resume=resume, announce=announce, warn=warn)
+                            resume=resume, announce=announce, warn=warn, **link_options)
     attachment.start()
     announce(f"{bridge_name} ({attachment.bspec.type}) of {spec.name}: attaching through {port_url}")
     if ready is not None:

@@ -266,14 +266,22 @@ def open_pty(loop: asyncio.AbstractEventLoop | None = None) -> PtyLink:
     return PtyLink(loop or asyncio.get_running_loop())
 
 
+FLOW_CONTROL = ("none", "hardware", "software")
+
+
 class SerialUrlLink(_LinkBase):
     """The host end of a pyserial URL, read on a thread and re-opened with
     backoff when the port goes away. Bytes and state changes reach the loop."""
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, baudrate: int = 115200,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None, flow_control: str = "none"):
+        """flow_control: "none", "hardware" (RTS/CTS: EmberZNet NCP UART images built for
+        it; the driver then owns RTS) or "software" (XON/XOFF, which ASH's byte stuffing
+        leaves free for it)."""
         super().__init__()
-        self.url, self.loop, self.baudrate = url, loop, baudrate
+        if flow_control not in FLOW_CONTROL:
+            raise LinkError(f"flow control {flow_control!r}: one of {', '.join(FLOW_CONTROL)}")
+        self.url, self.loop, self.baudrate, self.flow_control = url, loop, baudrate, flow_control
         self.backoff = backoff or Backoff(first_s=0.5, cap_s=5.0)
         self._rng = random.Random()
         self.opens = 0
@@ -291,9 +299,15 @@ class SerialUrlLink(_LinkBase):
 
     def _open(self) -> serial.SerialBase:
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
-            # A pty has no modem pins (setting them fails); sockets have none either.
-            port.dtr = port.rts = None if self.url.startswith(("socket://", "rfc2217://", "loop://")) else False
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.1, do_not_open=True,
+                                         rtscts=self.flow_control == "hardware",
+                                         xonxoff=self.flow_control == "software")
+            # A pty has no modem pins (setting them fails); sockets have none either. Low DTR
+            # and RTS keep a stick that wires them to reset/boot pins running; with RTS/CTS
+            # the driver raises RTS itself when it can take bytes.
+            pinless = self.url.startswith(("socket://", "rfc2217://", "loop://"))
+            port.dtr = None if pinless else False
+            port.rts = None if pinless or self.flow_control == "hardware" else False
             port.open()
         except (serial.SerialException, ValueError, OSError) as e:
             raise LinkError(f"{self.url}: cannot open ({e})") from None

@@ -155,6 +155,11 @@ class HostileClient:
     def done(self) -> bool:
         return self._next >= len(self.plan)
 
+    def resume_at(self, t: float) -> None:
+        """Play the next step at t: a client made with start=inf waits for this (a
+        network to play on: a stick that has joined)."""
+        self._due = t
+
     # -- sending
 
     def _image(self, delta: int) -> tuple[int, int, int]:

@@ -18,6 +18,14 @@ The model:
   table covers, 8-19). The host's first `version` command (legacy header) is
   answered in the legacy header with that version, whatever was asked for, as
   EmberZNet does; bellows then switches and asks again in the extended header.
+* A host connecting is a start of the stack, as zigbeed's is (it serves EZSP on a
+  socket): `startup_rstack_s` (0.25 s) after the connection the NCP reboots and says
+  so with an unasked RSTACK (reset code RESET_SOFTWARE, as zigbeed reports), which
+  bellows, on a socket:// port, takes instead of resetting the NCP itself (it waits
+  up to 2 s for it, NETWORK_COORDINATOR_STARTUP_RESET_WAIT). A host that sends RST
+  first (as most do at once) has it answered as always, and then no startup RSTACK
+  follows: one reset, one RSTACK. startup_rstack_s None: the NCP is silent until the
+  host's RST, as a stick on a USB UART that opening the port does not reset.
 * Every command is answered synchronously, in the header format of the session.
   Callbacks are asynchronous frames (frame control 0x90) sent right after the
   response that caused them, carrying the sequence number of the last command
@@ -88,7 +96,7 @@ from construct import Flag, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
 from bridge_emu.codec import ezsp, zdo
 from bridge_emu.codec.ezsp import Direction, EzspError, EzspFrame
-from bridge_emu.uart.ash_link import AshLink, Connected, LinkDown, Received
+from bridge_emu.uart.ash_link import RESET_SOFTWARE, AshLink, Connected, LinkDown, Received
 from bridge_emu.uart.znp_ncp import ApsOut, JoinableNetwork, NetworkState
 
 # -- what the dongle says it is ------------------------------------------------------------------------------------
@@ -134,6 +142,11 @@ KEY_HAS_FRAME_COUNTERS = 0x0006            # outgoing and incoming
 NO_KEY_TABLE_INDEX = 0xFF
 SCAN_ENERGY, SCAN_ACTIVE = ezsp.SCAN_ENERGY, ezsp.SCAN_ACTIVE
 RESET_EXTERNAL = 0x01                      # the ASH reset code after the reset pin
+# From a host's connection to the startup RSTACK: the stack starting, as zigbeed's does on a new connection.
+# Long enough that a host which resets the link at once (bellows on a serial port, attach, probe) has its RST
+# in first, and that bellows on socket:// is waiting for it (it listens from a few ms after its connect, for
+# 2 s); short of bellows' 2 s, which it otherwise waits on every connect.
+STARTUP_RSTACK_S = 0.25
 DEVICE_TYPE_CAPABILITIES = 0x07            # coordinator, router, end device (znp_ncp's bitmap)
 ROUTER_CAPABLE = 0x02
 QUIET_RSSI_DBM = -92                       # what an energy scan hears on an empty channel (plus up to 5 dB)
@@ -198,12 +211,17 @@ class EzspCoordinator:
 
     def __init__(self, ieee: int, nv: Mapping[str, Any] | None = None, *, seed: int = 0,
                  version: int = DEFAULT_VERSION, stack_version: tuple[int, int, int, int] = STACK_VERSION,
-                 device_types: int = DEVICE_TYPE_CAPABILITIES):
+                 device_types: int = DEVICE_TYPE_CAPABILITIES,
+                 startup_rstack_s: float | None = STARTUP_RSTACK_S):
         if not 0 <= ieee < 1 << 64:
             raise ValueError(f"ieee {ieee!r}: want an EUI-64 as an int")
         if not 0 < device_types <= 0x07:
             raise ValueError(f"device_types {device_types!r}: want a bitmap of 1 coordinator, 2 router, 4 end device")
+        if startup_rstack_s is not None and startup_rstack_s < 0:
+            raise ValueError(f"startup_rstack_s {startup_rstack_s!r}: want seconds >= 0, or None")
         self.device_types = device_types
+        self.startup_rstack_s = startup_rstack_s
+        self._startup_at: float | None = None     # when the startup RSTACK is due (a host connected)
         self.radio_network: JoinableNetwork | None = None   # what a joining NCP's active scan hears
         if version not in ezsp.TABLE_VERSIONS:
             raise ValueError(f"EZSP version {version}: want one of {ezsp.TABLE_VERSIONS}")
@@ -212,7 +230,7 @@ class EzspCoordinator:
         self.rng = random.Random(seed)
         self.ash = AshLink("ncp")
         self.stats = {"frames": 0, "malformed": 0, "invalid_commands": 0, "reboots": 0, "aps_out": 0,
-                      "joins_refused": 0, "resets": 0, "joins": 0, "joins_failed": 0}
+                      "joins_refused": 0, "resets": 0, "joins": 0, "joins_failed": 0, "startup_rstacks": 0}
         self.invalid_frame_ids: Counter[int] = Counter()     # what was answered invalidCommand, by frame id
         self._tokens: dict[str, Any] = {"eui64": ieee, "network": None, "key_table": {}, "children": {}}
         if nv is not None:
@@ -230,9 +248,11 @@ class EzspCoordinator:
 
     def connection_made(self, now: float) -> None:
         self.ash.start(now)
+        if self.startup_rstack_s is not None:
+            self._startup_at = now + self.startup_rstack_s      # the stack starts for the new host
 
     def connection_lost(self, now: float) -> None:
-        pass        # the dongle keeps running; the host's next RST reboots it
+        self._startup_at = None     # the dongle keeps running; the host's next RST (or connection) reboots it
 
     def receive_bytes(self, data: bytes, now: float) -> None:
         self.ash.receive_bytes(data, now)
@@ -241,6 +261,8 @@ class EzspCoordinator:
                 self._on_frame(event.data, now)
             elif isinstance(event, (Connected, LinkDown)):
                 self._reboot()      # the host's RST resets the NCP
+                if isinstance(event, Connected):
+                    self._startup_at = None     # its RSTACK is the one this start gives
         self._flush(now)
 
     def _flush(self, now: float) -> None:
@@ -252,10 +274,14 @@ class EzspCoordinator:
         return self.ash.pop_bytes()
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.ash.next_deadline(), self._permit_until) if d is not None]
+        deadlines = [d for d in (self.ash.next_deadline(), self._permit_until, self._startup_at) if d is not None]
         return min(deadlines) if deadlines else None
 
     def timer(self, now: float) -> None:
+        if self._startup_at is not None and now >= self._startup_at:
+            self._startup_at = None
+            self.stats["startup_rstacks"] += 1
+            self._restart(RESET_SOFTWARE)
         self.ash.timer(now)
         if self._permit_until is not None and now >= self._permit_until:
             self._permit_until = None
@@ -304,9 +330,14 @@ class EzspCoordinator:
     def reset(self, now: float) -> None:
         """The reset pin: a reboot (the tokens stay), then an unasked RSTACK to the host."""
         self.stats["resets"] += 1
+        self._startup_at = None
+        self._restart(RESET_EXTERNAL)
+
+    def _restart(self, reset_code: int) -> None:
+        """A reboot the NCP makes by itself, told to the host with an unasked RSTACK."""
         self._reboot()
         self._outbox.clear()
-        self.ash.ncp_reset(RESET_EXTERNAL)
+        self.ash.ncp_reset(reset_code)
         self.ash.pop_events()       # its LinkDown: the reboot above is what it means
 
     @property

@@ -376,7 +376,7 @@ class ZnpJoiner(StickJoiner):
 
     def _network_info(self, fields: Any, now: float) -> None:
         info = self._info
-        channel = next((ch for ch in range(11, 27) if fields.channel & (1 << ch)), 0)
+        channel = fields.channel if 11 <= fields.channel <= 26 else 0     # Z-Stack sends the logical channel
         role = "router" if info.device_state == DeviceState.JOINED_AS_ROUTER else "end device"
         self._go("answered")
         self._steer_tries = 0

@@ -91,6 +91,7 @@ INVALID_PARAMETER = 0x02
 NV_ITEM_UNINIT = 0x09
 NV_OPER_FAILED = 0x0A
 NV_BAD_ITEM_LEN = 0x0C
+APS_DUPLICATE_ENTRY = 0xB8
 ZDP_INVALID_EP = 0x82
 ZDP_NOT_ACTIVE = 0x83
 
@@ -103,6 +104,7 @@ NV_ITEM_ADDRMGR = 0x0001             # the address manager table: one entry per 
 ADDRMGR_ENTRIES = 32                 # its size here (a build constant in Z-Stack)
 ADDRMGR_ASSOC, ADDRMGR_SECURITY = 0x01, 0x02      # AddrMgrUserType bits: a child of ours, known to the TC
 ADDRMGR_EMPTY = b"\xff" * 12          # type, pad, NWK u16, IEEE u64 (aligned), all ones: unused
+APS_GROUP_NAME_LEN = 16             # aps_Group_t's name: its length byte, then up to 15 characters
 NV_CHUNK = 244                      # the most one read answers, as zigpy-znp writes
 
 OSAL_EXTADDR = 0x0001
@@ -121,6 +123,7 @@ OSAL_APS_USE_EXT_PANID = 0x0047
 OSAL_APS_LINK_KEY_TABLE = 0x004C
 OSAL_BDBNODEISONANETWORK = 0x0055
 OSAL_PRECFGKEY = 0x0062
+OSAL_NWKKEY = 0x0082                 # nwkActiveKeyItems_t: key descriptor and frame counter, aligned: 24 bytes
 OSAL_PRECFGKEYS_ENABLE = 0x0063
 OSAL_PANID = 0x0083
 OSAL_CHANLIST = 0x0084
@@ -204,6 +207,10 @@ _FACTORY_OSAL: Mapping[int, bytes] = {
     OSAL_PANID: (0xFFFF).to_bytes(2, "little"),
     OSAL_CHANLIST: DEFAULT_CHANNEL_MASK.to_bytes(4, "little"),
     OSAL_PRECFGKEYS_ENABLE: b"\x00",
+    # herdsman tells an aligned build (CC26xx, 24 bytes) from an unaligned one (CC2530, 21) by this item's
+    # length, and reads the preconfigured key before it decides whether to form
+    OSAL_NWKKEY: bytes(24),
+    OSAL_PRECFGKEY: bytes(16),
     OSAL_APS_USE_EXT_PANID: bytes(8),
     OSAL_APS_LINK_KEY_TABLE: bytes(APS_LINK_KEY_TABLE_SIZE),
 }
@@ -495,6 +502,7 @@ class ZnpCoordinator:
         self._nv[_osal(OSAL_STARTUP_OPTION)] = bytearray(1)
         self._state = DeviceState.INITIALIZED_NOT_STARTED
         self._endpoints: dict[int, _Endpoint] = {}
+        self._groups: dict[int, dict[int, bytes]] = {}       # endpoint -> group id -> name (RAM, not NV here)
         self._permit_until: float | None = None
         self._primary_channels = DEFAULT_CHANNEL_MASK
         self._later.clear()
@@ -578,19 +586,16 @@ class ZnpCoordinator:
         self._network_out.append(aps)
 
     def _zdo_to_host(self, src_nwk: int, cluster: int, payload: bytes, *, broadcast: bool) -> None:
-        """A ZDO frame (TSN first) reaching the host: MsgCbIncoming, and the MT callback zigpy-znp waits for."""
+        """A ZDO frame (TSN first) reaching the host: MsgCbIncoming (zigpy-znp's way), then the MT ZDO callback
+        of a response (zigbee-herdsman's way: it waits for ZDO.ActiveEpRsp, NodeDescRsp, ...)."""
         if not payload:
             return
         self._send(mt.encode_command("ZDO.MsgCbIncoming", src=src_nwk, is_broadcast=broadcast, cluster_id=cluster,
                                      security_use=0, tsn=payload[0], mac_dst=0xFFFF if broadcast else 0x0000,
                                      data=payload[1:]))
-        callback = _ZDO_MT_CALLBACKS.get(cluster)
+        callback = _mt_zdo_callback(src_nwk, cluster, payload)
         if callback is not None:
-            try:
-                fields = zdo.decode(cluster, payload).fields
-            except zdo.ZdoError:
-                return
-            self._send(mt.encode_command(callback, src=src_nwk, status=fields.status))
+            self._send(callback)
 
     # -- SREQ handlers (the table _HANDLERS maps names to these) -------------------------------------------------
 
@@ -809,7 +814,7 @@ class ZnpCoordinator:
     # AF
     def _af_register(self, fields: Any, now: float) -> None:
         if fields.endpoint in self._endpoints or fields.endpoint == 0:
-            self._reply("AF.Register", status=0xB8)   # ZApsDuplicateEntry
+            self._reply("AF.Register", status=APS_DUPLICATE_ENTRY)
             return
         self._endpoints[fields.endpoint] = _Endpoint(
             fields.endpoint, fields.profile_id, fields.device_id, fields.device_version,
@@ -934,14 +939,36 @@ class ZnpCoordinator:
         known = fields.dst in self._devices.values()
         self._reply("ZDO.ExtRouteChk", status=mt.RoutingStatus.SUCCESS if known else mt.RoutingStatus.NO_ENTRY)
 
+    def _zdo_find_group(self, fields: Any, now: float) -> None:
+        """MT_ZdoExtFindGroup: the status, then an aps_Group_t (id, 16-byte name whose first byte is its length),
+        all zeros when the endpoint is not in the group."""
+        name = self._groups.get(fields.endpoint, {}).get(fields.group_id)
+        if name is None:
+            self._reply("ZDO.ExtFindGroup", group=bytes([FAILURE]) + bytes(2 + APS_GROUP_NAME_LEN))
+            return
+        entry = fields.group_id.to_bytes(2, "little") + bytes([len(name)]) + name
+        self._reply("ZDO.ExtFindGroup", group=bytes([SUCCESS]) + entry.ljust(2 + APS_GROUP_NAME_LEN, b"\x00"))
+
+    def _zdo_add_group(self, fields: Any, now: float) -> None:
+        groups = self._groups.setdefault(fields.endpoint, {})
+        if fields.endpoint not in self._endpoints:
+            status = INVALID_PARAMETER
+        elif fields.group_id in groups:
+            status = APS_DUPLICATE_ENTRY
+        else:
+            groups[fields.group_id] = bytes(fields.group_name[: APS_GROUP_NAME_LEN - 1])
+            status = SUCCESS
+        self._reply("ZDO.ExtAddGroup", status=status)
+
     def _zdo_nwk_info(self, fields: Any, now: float) -> None:
         network = self.network
         if network is None:
-            self._reply("ZDO.ExtNwkInfo", dst=0xFFFE, pan_id=0xFFFF, parent_nwk=0xFFFE, extended_pan_id=0,
-                        parent_ieee=0, channel=0)
+            self._reply("ZDO.ExtNwkInfo", dst=0xFFFE, device_state=self._state, pan_id=0xFFFF, parent_nwk=0xFFFE,
+                        extended_pan_id=0, parent_ieee=0, channel=0)
             return
-        self._reply("ZDO.ExtNwkInfo", dst=network.nwk, pan_id=network.pan_id, parent_nwk=0xFFFE,
-                    extended_pan_id=network.extended_pan_id, parent_ieee=0, channel=1 << network.channel)
+        self._reply("ZDO.ExtNwkInfo", dst=network.nwk, device_state=self._state, pan_id=network.pan_id,
+                    parent_nwk=0xFFFE, extended_pan_id=network.extended_pan_id, parent_ieee=0,
+                    channel=network.channel)
 
     def _zdo_nwk_update(self, fields: Any, now: float) -> None:
         self._reply("ZDO.MgmtNWKUpdateReq", status=SUCCESS)
@@ -1004,12 +1031,37 @@ _MT_ZDO_REQUESTS: Mapping[str, tuple[int, Callable[[Any], tuple[int, dict[str, A
                                                          "options": f.remove_children_rejoin})),
 }
 
-# ZDO responses whose MT callback zigpy-znp (or a host using MT ZDO requests) waits for: (src, status) ones
-_ZDO_MT_CALLBACKS: Mapping[int, str] = {
-    0x8021: "ZDO.BindRsp",
-    0x8034: "ZDO.MgmtLeaveRsp",
-    0x8036: "ZDO.MgmtPermitJoinRsp",
+# The MT callback of each ZDO response: Z-Stack's MT_ZDO registers for them all at boot (MT_ZDO_CB_FUNC), so
+# they reach the host whether or not it asked for MsgCbIncoming. Cluster -> the callback's MT command id.
+_ZDO_MT_CALLBACK_IDS: Mapping[int, int] = {
+    0x8000: 0x80, 0x8001: 0x81,                         # NwkAddrRsp, IEEEAddrRsp
+    0x8002: 0x82, 0x8003: 0x83, 0x8004: 0x84,           # NodeDescRsp, PowerDescRsp, SimpleDescRsp
+    0x8005: 0x85, 0x8006: 0x86, 0x8015: 0x8A,           # ActiveEpRsp, MatchDescRsp, ServerDiscRsp
+    0x8021: 0xA1, 0x8022: 0xA2,                         # BindRsp, UnbindRsp
+    0x8031: 0xB1, 0x8032: 0xB2, 0x8033: 0xB3,           # MgmtLqiRsp, MgmtRtgRsp, MgmtBindRsp
+    0x8034: 0xB4, 0x8036: 0xB6, 0x8038: 0xB8,           # MgmtLeaveRsp, MgmtPermitJoinRsp, MgmtNwkUpdateNotify
 }
+_ADDR_RESPONSES = (0x8000, 0x8001)
+
+
+def _mt_zdo_callback(src_nwk: int, cluster: int, payload: bytes) -> Frame | None:
+    """The MT ZDO callback Z-Stack sends for a ZDO response (payload TSN first), or None for other clusters.
+
+    Most are the source address, then the ZDO response after its TSN. The address responses carry no source
+    address, always hold the start index and device count (0, 0 for a single request), and in that order:
+    MT_ZdoAddrRspCB writes the start index first where ZDO puts the count first."""
+    command_id = _ZDO_MT_CALLBACK_IDS.get(cluster)
+    if command_id is None:
+        return None
+    body = payload[1:]
+    if cluster in _ADDR_RESPONSES:
+        fixed, rest = body[:11], body[11:]
+        count, start = (rest[0], rest[1]) if len(rest) >= 2 else (0, 0)
+        body = fixed + bytes([start, count]) + rest[2:]
+    else:
+        body = src_nwk.to_bytes(2, "little") + body
+    return Frame(CommandType.AREQ, mt.Subsystem.ZDO, command_id, body)
+
 
 _Handler = Callable[[ZnpCoordinator, Any, float], None]
 
@@ -1069,6 +1121,8 @@ _HANDLERS: Mapping[str, _Handler] = {
     "ZDO.ExtRouteDisc": ZnpCoordinator._zdo_route_disc,
     "ZDO.ExtRouteChk": ZnpCoordinator._zdo_route_check,
     "ZDO.ExtNwkInfo": ZnpCoordinator._zdo_nwk_info,
+    "ZDO.ExtFindGroup": ZnpCoordinator._zdo_find_group,
+    "ZDO.ExtAddGroup": ZnpCoordinator._zdo_add_group,
     "ZDO.MgmtNWKUpdateReq": ZnpCoordinator._zdo_nwk_update,
     **{name: _mt_zdo_request(name, cluster, build) for name, (cluster, build) in _MT_ZDO_REQUESTS.items()},
 }

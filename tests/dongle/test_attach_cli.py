@@ -60,8 +60,9 @@ def test_attach_joins_a_bridge_through_the_router_dongle_and_both_stop_on_sigter
         first = dongle.stdout.readline().strip()
         assert first.startswith("listening on socket://127.0.0.1:"), (first, dongle.stderr.read())
         url = first.removeprefix("listening on ")
+        # the port options reach pyserial (a socket has no baud rate or flow control: it takes and ignores them)
         attach = start("attach", "ihd", "--bridge", "b4", "--port", url, "--protocol", "znp",
-                       "--dir", str(tmp_path / "bridge"))
+                       "--baudrate", "230400", "--flow-control", "software", "--dir", str(tmp_path / "bridge"))
         seen = lines_until(attach, "joined as router")
         assert seen and seen[0].startswith("b4 (B4) of ihd: attaching through socket://"), seen
         assert any("b4: joined as router 0x" in line for line in seen), seen
@@ -82,6 +83,10 @@ def test_attach_joins_a_bridge_through_the_router_dongle_and_both_stop_on_sigter
      "no bridge 'b9'"),
     (["attach", "ihd", "--bridge", "b4", "--port", "/dev/nonexistent-stick", "--protocol", "znp", "--no-dir"],
      "/dev/nonexistent-stick: cannot open"),
+    (["attach", "ihd", "--bridge", "b4", "--port", "/dev/ttyUSB0", "--protocol", "znp", "--baudrate", "115"],
+     "'115': want one of 9600,"),
+    (["attach", "ihd", "--bridge", "b4", "--port", "/dev/ttyUSB0", "--protocol", "ezsp", "--flow-control", "rts"],
+     "invalid choice: 'rts'"),
 ])
 def test_bad_requests_are_one_line(args, says):
     done = subprocess.run([sys.executable, "-m", "bridge_emu", *args], capture_output=True, text=True, env=ENV,

@@ -3,6 +3,8 @@ the wall clock. Servers listen on 127.0.0.1 and everything stops by itself."""
 from __future__ import annotations
 
 import asyncio
+import os
+import termios
 
 import pytest
 import serial
@@ -197,3 +199,43 @@ def test_loop_url_is_a_host_link_too():
         link.close()
         return bytes(got)
     assert asyncio.run(main()) == b"\x7e\x01"
+
+
+@pytest.mark.parametrize("flow", ["none", "hardware", "software"])
+def test_flow_control_reaches_the_port_and_bytes_still_flow(flow):
+    """RTS/CTS or XON/XOFF is set on the port itself (the pty's termios, shared by its
+    two ends), and bytes written by the far end arrive (a pty honours neither)."""
+    master, slave = os.openpty()
+
+    async def main():
+        link = SerialUrlLink(os.ttyname(slave), asyncio.get_running_loop(), flow_control=flow)
+        got = bytearray()
+        link.on_bytes = got.extend
+        link.open()
+        try:
+            iflag, _, cflag, *_ = termios.tcgetattr(slave)
+            os.write(master, b"\x1a\xc0\x38\xbc\x7e")       # an ASH RST
+            for _ in range(50):
+                if len(got) == 5:
+                    break
+                await asyncio.sleep(0.02)
+            link.write(b"\x7e")
+            await asyncio.sleep(0.05)
+            back = os.read(master, 16)
+        finally:
+            link.close()
+        return bool(cflag & termios.CRTSCTS), bool(iflag & termios.IXON and iflag & termios.IXOFF), bytes(got), back
+    try:
+        rtscts, xonxoff, got, back = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert (rtscts, xonxoff) == (flow == "hardware", flow == "software")
+    assert got == b"\x1a\xc0\x38\xbc\x7e" and back == b"\x7e"
+
+
+def test_an_unknown_flow_control_is_refused_by_name():
+    async def main():
+        SerialUrlLink("loop://", asyncio.get_running_loop(), flow_control="rts")
+    with pytest.raises(LinkError, match="flow control 'rts': one of none, hardware, software"):
+        asyncio.run(main())
