@@ -1,7 +1,10 @@
 """Where the shards of a campaign run: in this process, in a pool of processes,
 or as Ray tasks (on a cluster at an address, or a local Ray started here).
 Each engine maps a function over tasks and returns the results in task order,
-whatever order they finished in, so the campaign does not depend on it."""
+whatever order they finished in, so the campaign does not depend on it. Or,
+given on_result, hands each result to it as it arrives and keeps none (a
+consumer that puts each result in its own place: the parent holds no list of
+every shard's result while the rest run)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -17,14 +20,23 @@ ENGINES = ("local", "processes", "ray")
 RAY_MISSING = "--engine ray needs Ray, an optional extra: pip install 'bridge-emu[ray]' (or pip install 'ray>=2.9')"
 
 
+def _keep(out: list, k: int, result, on_result: Callable | None) -> None:
+    if on_result is None:
+        out[k:k + 1] = [result]
+    else:
+        on_result(result)
+        out[k:k + 1] = [None]
+
+
 class LocalEngine:
     name = "local"
     workers = 1
 
-    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None) -> list:
+    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None,
+            on_result: Callable | None = None) -> list:
         out = []
         for t in tasks:
-            out.append(fn(*t))
+            _keep(out, len(out), fn(*t), on_result)
             if on_done is not None:
                 on_done(1)
         return out
@@ -42,11 +54,12 @@ class ProcessEngine:
         self.pool = concurrent.futures.ProcessPoolExecutor(self.workers,
                                                            mp_context=multiprocessing.get_context("spawn"))
 
-    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None) -> list:
+    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None,
+            on_result: Callable | None = None) -> list:
         futures = {self.pool.submit(fn, *t): k for k, t in enumerate(tasks)}
         out = [None] * len(tasks)
         for f in concurrent.futures.as_completed(futures):
-            out[futures[f]] = f.result()
+            _keep(out, futures.pop(f), f.result(), on_result)   # pop: the future lets go of its result
             if on_done is not None:
                 on_done(1)
         return out
@@ -79,18 +92,19 @@ class RayEngine:
         self.workers = int(ray.cluster_resources().get("CPU", workers or 1))
         self._remote: dict = {}
 
-    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None) -> list:
+    def map(self, fn: Callable, tasks: list, on_done: Callable[[int], None] | None = None,
+            on_result: Callable | None = None) -> list:
         ray = self.ray
         remote = self._remote.setdefault(fn, ray.remote(num_cpus=1)(fn))
         refs = [remote.remote(*t) for t in tasks]
         index = {r: k for k, r in enumerate(refs)}
         out = [None] * len(tasks)
-        pending = list(refs)
+        pending, refs = refs, None       # a result leaves the object store once read
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for r in ready:
                 try:
-                    out[index[r]] = ray.get(r)
+                    _keep(out, index.pop(r), ray.get(r), on_result)
                 except ray.exceptions.RayTaskError as e:
                     # an anticipated refusal inside a task stays the one-line error it is
                     if isinstance(getattr(e, "cause", None), BridgeEmuError):

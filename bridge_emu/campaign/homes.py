@@ -16,7 +16,7 @@ import random
 import struct
 from dataclasses import dataclass
 
-from bridge_emu.campaign.spec import CampaignSpec
+from bridge_emu.campaign.spec import CampaignSpec, self_activating
 from bridge_emu.premises.images import DEFAULT_IMAGES, ImageSet
 from bridge_emu.premises.report import bridge_rows
 from bridge_emu.premises.runner import PremisesRun
@@ -38,9 +38,12 @@ HUB_HOP_BPS = 250_000          # the 2.4 GHz ZigBee channel every frame of the h
 FRAME_OVERHEAD = 30 + 45       # MAC/NWK/APS/ZCL bytes of a block response, plus its request
 
 
-# A bridge's result, as a plain tuple (cheap to pickle across workers)
+# A bridge's result, as a plain tuple. download_s includes flash_busy_dl_s: the flash
+# work done while the download was held (the blob's erases, copy-swap's pre-erase of
+# the save area, an erase at a resume), which stalls the block writes on a real part.
 RECORD_FIELDS = ("bridge", "type", "offer", "outcome", "cause", "download_s", "downtime_s", "flash_erases",
-                 "energy_mJ", "airtime_s", "offline_after")
+                 "energy_mJ", "airtime_s", "offline_after", "flash_busy_dl_s")
+FLASH_MA, VOLTS = 15.0, 3.0   # premises/report.py's battery model: flash-busy current, supply
 
 
 _EIGHT_U64 = struct.Struct("<8Q")
@@ -69,6 +72,7 @@ class Home:
     battery: str = "good"          # a B3's battery ("low": a brown-out cuts it mid-download)
     cut_at: float | None = None    # where in its download the brown-out lands
     net_seed: int = 0
+    personality: str = "gbcs-ch"   # the hub's
 
 
 def _weighted(rng: random.Random, items, weight):
@@ -86,7 +90,8 @@ def draw_home(spec: CampaignSpec, index: int, stream: str = "home", force: dict 
               rng: random.Random | None = None) -> Home:
     """The home at index, drawn from the campaign's distributions. force fixes
     some draws (config, cls, faulty_type, incompatible_type, battery) for the
-    calibration strata; the draws are made in the same order either way. rng:
+    calibration strata, and personality; the draws are made in the same order either
+    way (the hub is drawn last, and only when the campaign mixes hubs). rng:
     rng_for(seed, stream, index), given by a caller that goes on drawing from it."""
     force = force or {}
     rng = rng or rng_for(spec.seed, stream, index)
@@ -124,8 +129,11 @@ def draw_home(spec: CampaignSpec, index: int, stream: str = "home", force: dict 
     if incompatible == faulty:
         faulty = None   # one offer per bridge: the other type's image wins
     has_b3 = "B3" in types.values()
+    hubs = spec.hubs
+    hub = hubs[0] if len(hubs) == 1 else _weighted(rng, spec.personalities, lambda p: p[1])[0]
+    hub = force.get("personality", hub)
     return Home(index, name, cls.name, tuple(links), faulty, incompatible, battery if has_b3 else "good",
-                cut_at if has_b3 and battery == "low" else None, net_seed)
+                cut_at if has_b3 and battery == "low" else None, net_seed, hub)
 
 
 def premises_of(spec: CampaignSpec) -> dict[str, PremisesSpec]:
@@ -158,7 +166,7 @@ def _images() -> ImageSet:
 
 def premises_spec(spec: CampaignSpec, home: Home) -> PremisesSpec:
     """The premises the home is: its configuration with the drawn links, offers,
-    brown-out and the campaign's hub personality."""
+    brown-out and its hub's personality."""
     base = premises_of(spec)[home.config]
     images = _images()
     bridges = []
@@ -175,8 +183,8 @@ def premises_spec(spec: CampaignSpec, home: Home) -> PremisesSpec:
         if b.type == "B3" and home.cut_at is not None:
             kw["power_cut"] = {"at_fraction": home.cut_at, "tear": "bits", "seed": home.index % 1000}
         bridges.append(dataclasses.replace(b, **kw))
-    hub = dict(base.hub, personality=spec.personality,
-               activation="immediate" if spec.personality == "gbcs-ch" else "none")
+    hub = dict(base.hub, personality=home.personality,
+               activation="none" if self_activating(home.personality) else "immediate")
     return dataclasses.replace(base, name=base.name, bridges=tuple(bridges), hub=hub, seed=home.net_seed)
 
 
@@ -195,22 +203,32 @@ def full_fidelity(spec: CampaignSpec, home: Home) -> tuple:
     (RECORD_FIELDS)."""
     pspec = premises_spec(spec, home)
     run = PremisesRun(pspec, _images(), None, seed=home.net_seed)
+    # the flash's busy time so far is the factory programming, not the update's
+    factory_s = [s.bridge.device.flash.stats["busy_us"] / 1e6 for s in run.slots]
     try:
         run.run(limit_s=spec.limit_hours * 3600)
         rows = bridge_rows(run)
         phases = [s.bridge.phase for s in run.slots]
+        busy_s = [s.bridge.device.flash.stats["busy_us"] / 1e6 for s in run.slots]
+        boots_s = [sum(e["flash_busy_ms"] for e in s.bridge.events if e["event"] == "boot") / 1000
+                   for s in run.slots]
     finally:
         for s in run.slots:
             s.bridge.device.close()
     out = []
-    for b, row, phase in zip(pspec.bridges, rows, phases):
+    for b, row, phase, f0, f1, boot in zip(pspec.bridges, rows, phases, factory_s, busy_s, boots_s):
         outcome, cause = classify(row)
         blocks, nbytes = row["blocks"], row["bytes"]
         download_s = row["download_s"]
         if download_s is None and outcome == "stuck":
             download_s = spec.limit_hours * 3600   # it held its slot for the whole limit
-        out.append((b.name, b.type, offer_kind(home, b.name), outcome, cause, download_s or 0.0,
-                    float(row["downtime_s"]), int(row["flash_erases"]), float(row.get("energy_mJ", 0.0)),
+        # the update's flash work outside its boots is the download's (the boots' is in downtime_s)
+        dl_flash = round(max(0.0, f1 - f0 - boot), 3) if download_s else 0.0
+        energy = float(row.get("energy_mJ", 0.0))
+        if "energy_mJ" in row:
+            energy = round(energy - f0 * FLASH_MA * VOLTS, 1)
+        out.append((b.name, b.type, offer_kind(home, b.name), outcome, cause, round((download_s or 0.0) + dl_flash, 3),
+                    float(row["downtime_s"]), int(row["flash_erases"]), energy,
                     round((nbytes + blocks * FRAME_OVERHEAD) * 8 / HUB_HOP_BPS, 3),
-                    str(phase) != "running"))
+                    str(phase) != "running", dl_flash))
     return tuple(out)

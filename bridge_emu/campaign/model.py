@@ -4,11 +4,12 @@ downtime, flash erases, energy) measured by full-fidelity runs, resampled.
 Calibration runs are stratified so every kind of download the campaign can
 draw has measurements of its own: each configuration in each distance class;
 each bridge type with the faulty image and with another type's image (when the
-campaign has those); B3 configurations with a low battery. A fast bridge draws
-a whole record (outcome and figures together, so their correlation is kept)
-from the finest bucket with at least MIN_SAMPLES records:
-(type, offer, class, battery) -> (type, offer, class) -> (type, offer).
-Bridges of one home are drawn independently.
+campaign has those); B3 configurations with a low battery; all of it for each
+hub personality the campaign mixes (pacing and activation differ). A fast
+bridge draws a whole record (outcome and figures together, so their correlation
+is kept) from the finest bucket with at least MIN_SAMPLES records, always of its
+own hub: (hub, type, offer, class, battery) -> (hub, type, offer, class) ->
+(hub, type, offer). Bridges of one home are drawn independently.
 
 The check: the campaign's own full-fidelity homes are held out (never used in
 calibration); the model predicts each of their bridges REPLICATES times, and
@@ -52,16 +53,16 @@ def strata(spec: CampaignSpec) -> list[dict]:
             if any(b.type == "B3" for b in p.bridges):
                 for cls in classes:
                     out.append(dict(plain, config=name, cls=cls, battery="low"))
-    return [s for s in out for _ in range(spec.calibration_runs)]
+    return [dict(s, personality=hub) for hub in spec.hubs for s in out for _ in range(spec.calibration_runs)]
 
 
 def calibration_homes(spec: CampaignSpec) -> list[Home]:
     return [draw_home(spec, i, "calibration", force) for i, force in enumerate(strata(spec))]
 
 
-def _keys(rtype: str, kind: str, cls: str, battery: str) -> tuple:
+def _keys(hub: str, rtype: str, kind: str, cls: str, battery: str) -> tuple:
     b = battery if rtype == "B3" else "-"
-    return (f"{rtype}|{kind}|{cls}|{b}", f"{rtype}|{kind}|{cls}", f"{rtype}|{kind}")
+    return (f"{hub}|{rtype}|{kind}|{cls}|{b}", f"{hub}|{rtype}|{kind}|{cls}", f"{hub}|{rtype}|{kind}")
 
 
 class FastModel:
@@ -80,12 +81,12 @@ class FastModel:
         for home, records in runs:
             for rec in records:
                 table.append(rec)
-                for key in _keys(rec[1], rec[2], home.cls, home.battery):
+                for key in _keys(home.personality, rec[1], rec[2], home.cls, home.battery):
                     buckets.setdefault(key, []).append(len(table) - 1)
         return cls(table, buckets)
 
-    def draw_index(self, rtype: str, kind: str, cls: str, battery: str, rng) -> int:
-        keys = _keys(rtype, kind, cls, battery)
+    def draw_index(self, hub: str, rtype: str, kind: str, cls: str, battery: str, rng) -> int:
+        keys = _keys(hub, rtype, kind, cls, battery)
         for key in keys:
             found = self.buckets.get(key)
             if found and len(found) >= MIN_SAMPLES:
@@ -93,16 +94,14 @@ class FastModel:
         else:
             found = self.buckets.get(keys[-1])
             if not found:
-                raise CampaignError(f"the fast model has no calibration for a {rtype} offered {kind!r}")
+                raise CampaignError(f"the fast model has no calibration for a {rtype} offered {kind!r} "
+                                    f"by a {hub} hub")
         return found[rng.randrange(len(found))]
-
-    def draw(self, name: str, rtype: str, kind: str, cls: str, battery: str, rng) -> tuple:
-        return (name,) + self.table[self.draw_index(rtype, kind, cls, battery, rng)][1:]
 
     def home_indices(self, spec: CampaignSpec, home: Home, rng) -> tuple[int, ...]:
         p = premises_of(spec)[home.config]
-        return tuple(self.draw_index(b.type, offer_kind(home, b.name), home.cls, home.battery, rng)
-                     for b in p.bridges)
+        return tuple(self.draw_index(home.personality, b.type, offer_kind(home, b.name), home.cls, home.battery,
+                                     rng) for b in p.bridges)
 
     def records(self, names: list[str], indices: tuple[int, ...]) -> tuple:
         return tuple((name,) + self.table[k][1:] for name, k in zip(names, indices))

@@ -34,6 +34,18 @@ def _h(hours) -> str:
     return f"{hours:,.1f} h ({hours / 24:,.2f} d)"
 
 
+def _downtime(d: dict) -> str:
+    s = d["downtime_s"]
+    out = f"{d['reboots']:,} reboots"
+    if s["mean"] is not None:
+        out += f", {s['mean']:,} s mean (p50 {s['p50']:,}, p90 {s['p90']:,}, max {s['max']:,})"
+    links = d["link_minutes"]
+    out += f"; off the meter link {links['meter']:,.1f} min, the display {links['display']:,.1f}"
+    if d["left_offline"]:
+        out += f"; {d['left_offline']:,} never back"
+    return out
+
+
 def print_summary(con: Console, doc: dict, facts: dict, written: list) -> None:
     res = doc["results"]
     t = Table(title=f"campaign {doc['campaign']}: {doc['homes']:,} homes, seed {doc['seed']}", show_header=False)
@@ -52,6 +64,14 @@ def print_summary(con: Console, doc: dict, facts: dict, written: list) -> None:
     lost = res["lost_service_minutes"]
     t.add_row("lost service", f"{lost['any']:,.1f} home-minutes (meter {lost['meter']:,.1f}, display "
               f"{lost['display']:,.1f}); at most {res['peak_homes_offline_at_once']:,} homes offline at once")
+    for rtype, d in res["downtime"]["per_type"].items():
+        t.add_row(f"downtime {rtype} ({d['mode']})", _downtime(d))
+    for hub, h in res["downtime"]["per_hub"].items():
+        lost = h["lost_service_minutes"]
+        t.add_row(f"downtime, {hub} hubs", f"{h['homes']:,} homes: {lost['meter']:,.1f} min off the meter link "
+                  f"({h['meter_minutes_per_home']:,.3f} per home), display {lost['display']:,.1f}; "
+                  + ", ".join(f"{rtype} mean {d['downtime_s']['mean']:,} s" for rtype, d in h["per_type"].items()
+                              if d["downtime_s"]["mean"] is not None))
     e = res["b3_energy_mJ"]
     if e["b3_bridges"]:
         t.add_row("B3 energy", f"{e['total'] / 1000:,.1f} J in all; {e['mean_per_b3_final']:,.0f} mJ per B3 update")

@@ -2,7 +2,9 @@
 1. full fidelity: the calibration strata and the campaign's sample homes, each a
    real PremisesRun (one task per home, on the engine);
 2. the fast model calibrated on the strata, and checked against the sample;
-3. every other home drawn and given records by the fast model (shards of homes);
+3. every home drawn and given records by the fast model (shards of homes, sent
+   back as compact arrays: fleet.py); the full-fidelity sample homes then take
+   their measured records instead;
 4. the campaign clock over all homes, in home order (one process).
 Every draw is seeded by the campaign seed and the home's index, so the
 document is the same for a seed whatever the engine and the worker count.
@@ -14,10 +16,27 @@ import time
 from collections.abc import Callable
 
 from bridge_emu.campaign import clock, model
+from bridge_emu.campaign.fleet import Codes, Fleet, Shard, clock_draws
 from bridge_emu.campaign.homes import draw_home, full_fidelity, rng_for
 from bridge_emu.campaign.spec import CampaignSpec
 
-FAST_SHARD = 5_000     # homes per fast-model task
+FAST_SHARD = 5_000     # homes per fast-model task at most
+MIN_SHARD = 500        # ... and at least (a task's fixed cost stays small beside it)
+TAIL_TASKS = 3         # tasks per worker in the last stretch: no worker idles long while another finishes
+
+
+def shards(homes: int, workers: int) -> list[tuple[int, int]]:
+    """(lo, hi) per task, shrinking towards the end (guided scheduling): while
+    many homes are left, FAST_SHARD; then each task takes a share of what is
+    left, so the last ones are small and the workers finish together."""
+    out = []
+    lo = 0
+    while lo < homes:
+        left = homes - lo
+        size = max(MIN_SHARD, min(FAST_SHARD, left // (workers * TAIL_TASKS)))
+        out.append((lo, min(homes, lo + size)))
+        lo += size
+    return out
 
 
 def sample_indices(spec: CampaignSpec) -> list[int]:
@@ -29,19 +48,17 @@ def full_task(spec: CampaignSpec, stream: str, index: int, force: dict | None) -
     return home, full_fidelity(spec, home)
 
 
-def fast_task(spec: CampaignSpec, table: list, buckets: dict, lo: int, hi: int, skip: tuple) -> list:
-    """Homes lo..hi (but skip) drawn and given records by the fast model, as
-    (index, config, class, battery, record indices)."""
+def fast_task(spec: CampaignSpec, table: list, buckets: dict, lo: int, hi: int) -> tuple:
+    """Homes lo..hi drawn and given records by the fast model: a Shard, encoded
+    (a few bytes per home)."""
     fast = model.FastModel(table, buckets)
-    skip = set(skip)
-    out = []
+    codes = Codes(spec)
+    shard = Shard(lo, hi)
     for i in range(lo, hi):
-        if i in skip:
-            continue
         rng = rng_for(spec.seed, "home", i)     # the home's own draws, then its records
         home = draw_home(spec, i, rng=rng)
-        out.append((i, home.config, home.cls, home.battery, fast.home_indices(spec, home, rng)))
-    return out
+        shard.add(codes.of(home), clock_draws(spec, i), fast.home_indices(spec, home, rng))
+    return shard.encode()
 
 
 def run_campaign(spec: CampaignSpec, eng, progress: Callable[[str, int, int], None] | None = None,
@@ -71,23 +88,22 @@ def run_campaign(spec: CampaignSpec, eng, progress: Callable[[str, int, int], No
     fast = model.FastModel.calibrate(calibration)
     check = model.check(spec, fast, held, rng_for)
     t1 = time.perf_counter()
-    shards = [(lo, min(spec.homes, lo + FAST_SHARD)) for lo in range(0, spec.homes, FAST_SHARD)]
-    ftasks = [(spec, fast.table, fast.buckets, lo, hi, tuple(i for i in sample if lo <= i < hi))
-              for lo, hi in shards]
+    ftasks = [(spec, fast.table, fast.buckets, lo, hi) for lo, hi in shards(spec.homes, eng.workers)]
     done[0] = 0
     if progress is not None:
         progress("calibrated homes", 0, len(ftasks))
-    parts = eng.map(fast_task, ftasks, tick("calibrated homes", len(ftasks)))
+    fleet = Fleet(spec)
+    eng.map(fast_task, ftasks, tick("calibrated homes", len(ftasks)), fleet.put)
     walls["calibrated_s"] = time.perf_counter() - t1
-    results: list = [None] * spec.homes
-    names = {name: [b.name for b in p.bridges] for name, _, p in spec.population}
-    for part in parts:
-        for i, config, cls, battery, indices in part:
-            results[i] = (config, cls, battery, "fast", fast.records(names[config], indices))
+    # the sample homes take their measured records, appended to the one table of records
+    table = list(fast.table)
+    codes = Codes(spec)
     for i, (home, records) in zip(sample, held):
-        results[i] = (home.config, home.cls, home.battery, "full", records)
+        fleet.put_home(i, codes.of(home), clock_draws(spec, i), tuple(range(len(table), len(table) + len(records))))
+        fleet.full.add(i)
+        table.extend(records)
     t2 = time.perf_counter()
-    out = clock.simulate(spec, results, fast)
+    out = clock.simulate(spec, fleet, table, fast)
     walls["clock_s"] = time.perf_counter() - t2
     walls["total_s"] = time.perf_counter() - t0
     doc = {
@@ -110,7 +126,8 @@ def _settings(spec: CampaignSpec) -> dict:
     return {"population": {name: w for name, w, _ in spec.population},
             "classes": {c.name: c.weight for c in spec.classes},
             "faulty_share": spec.faulty_share, "incompatible_share": spec.incompatible_share,
-            "b3_low_share": round(spec.b3_low_share, 6), "personality": spec.personality,
+            "b3_low_share": round(spec.b3_low_share, 6),
+            "personality": dict(spec.personalities) if len(spec.personalities) > 1 else spec.personalities[0][0],
             "distribution_days": spec.distribution_days, "activation_window_h": list(spec.activation_window),
             "max_concurrent_downloads_per_hub": spec.max_concurrent_downloads,
             "metering_share": spec.metering_share, "waves_percent": list(spec.waves),

@@ -19,7 +19,8 @@ the file and the field, e.g. `big.toml.rollout.waves: 120 is outside 0..100`.
     incompatible_share = 0.01    # homes one of whose bridges is offered another type's image
     b3_battery = { good = 0.9, low = 0.1 }   # low: a brown-out cuts it mid-download
     [hub]
-    personality = "gbcs-ch"      # or "zigpy", "herdsman" (self-activating)
+    personality = "gbcs-ch"      # or "zigpy", "herdsman" (self-activating), or a mix of hubs by weight:
+                                 # { gbcs-ch = 6, zigpy = 3, herdsman = 1 } (each home draws its hub)
     distribution_days = 2        # a wave's images reach its hubs over this many days
     activation_window = [2, 4]   # hours of the day the hub sends CS06 (gbcs-ch only)
     max_concurrent_downloads = 1 # per hub
@@ -88,7 +89,7 @@ class CampaignSpec:
     faulty_share: float = 0.0
     incompatible_share: float = 0.0
     b3_low_share: float = 0.0
-    personality: str = "gbcs-ch"
+    personalities: tuple[tuple[str, float], ...] = (("gbcs-ch", 1.0),)   # (hub personality, weight)
     distribution_days: float = 1.0
     activation_window: tuple[float, float] = (2.0, 4.0)
     max_concurrent_downloads: int = 1
@@ -108,9 +109,14 @@ class CampaignSpec:
     where: str = field(default="campaign", compare=False)
 
     @property
-    def self_activating(self) -> bool:
-        """zigpy and herdsman answer Upgrade End with a time: the bridge activates itself."""
-        return self.personality != "gbcs-ch"
+    def hubs(self) -> tuple[str, ...]:
+        """The hub personalities homes may draw (weight above 0), in file order."""
+        return tuple(name for name, w in self.personalities if w > 0)
+
+
+def self_activating(personality: str) -> bool:
+    """zigpy and herdsman answer Upgrade End with a time: the bridge activates itself."""
+    return personality != "gbcs-ch"
 
 
 def _num(lo, hi, integer=False):
@@ -123,7 +129,7 @@ _CLASS = {"weight": _num(0, 1e9), "loss": "range:0:0.5", "latency_ms": "range:0:
           "throughput_kbps": "range:1:100000"}
 _DEVICES = {"faulty_share": _num(0, 1), "incompatible_share": _num(0, 1), "b3_battery": dict}
 _BATTERY = {"good": _num(0, 1e9), "low": _num(0, 1e9)}
-_HUB = {"personality": str, "distribution_days": _num(0, 365), "activation_window": "range:0:24",
+_HUB = {"personality": (str, dict), "distribution_days": _num(0, 365), "activation_window": "range:0:24",
         "max_concurrent_downloads": _num(1, 3, True), "metering_share": _num(0, 0.9)}
 _ROLLOUT = {"waves": list, "max_concurrent_homes": _num(1, MAX_HOMES, True), "jitter_hours": _num(0, 24 * 365),
             "soak_hours": _num(0, 24 * 365), "halt": dict, "retry": dict}
@@ -133,7 +139,7 @@ _FIDELITY = {"sample_homes": _num(0, 100_000, True), "calibration_runs": _num(1,
              "limit_hours": _num(0.01, 48)}
 _OUTCOMES = ("rolled back", "stuck", "bricked", "refused", "declined")
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a table", list: "an array",
-               _NUMBER: "a number"}
+               _NUMBER: "a number", (str, dict): "a string or a table"}
 
 
 def _type_error(path: str, want, value) -> CampaignError:
@@ -209,9 +215,7 @@ def parse_campaign(text: str, where: str = "campaign", base: pathlib.Path | None
     if total <= 0:
         raise CampaignError(f"{where}.devices.b3_battery: the weights add up to 0")
     hub = _check(top.get("hub", {}), _HUB, f"{where}.hub")
-    personality = hub.get("personality", "gbcs-ch")
-    if personality not in PRESETS:
-        raise CampaignError(f"{where}.hub.personality: {personality!r} is not one of {', '.join(PRESETS)}")
+    personalities = _personalities(hub.get("personality", "gbcs-ch"), f"{where}.hub.personality")
     window = hub.get("activation_window", Range(2, 4))
     if window.hi <= window.lo:
         raise CampaignError(f"{where}.hub.activation_window: [{window.lo:g}, {window.hi:g}] is empty "
@@ -226,7 +230,7 @@ def parse_campaign(text: str, where: str = "campaign", base: pathlib.Path | None
         name=top["name"], homes=homes, seed=top.get("seed", 1), population=population, classes=classes,
         faulty_share=dev.get("faulty_share", 0.0), incompatible_share=dev.get("incompatible_share", 0.0),
         b3_low_share=battery.get("low", 0) / total,
-        personality=personality, distribution_days=hub.get("distribution_days", 1.0),
+        personalities=personalities, distribution_days=hub.get("distribution_days", 1.0),
         activation_window=(window.lo, window.hi), max_concurrent_downloads=hub.get("max_concurrent_downloads", 1),
         metering_share=hub.get("metering_share", 0.05), waves=waves,
         max_concurrent_homes=roll.get("max_concurrent_homes", 10_000), jitter_hours=roll.get("jitter_hours", 1.0),
@@ -269,6 +273,20 @@ def _population(table: dict, path: str, base: pathlib.Path | None) -> tuple:
     if sum(w for _, w, _ in out) <= 0:
         raise CampaignError(f"{path}: the weights add up to 0")
     return tuple(out)
+
+
+def _personalities(value, path: str) -> tuple[tuple[str, float], ...]:
+    """One hub personality for every home, or a table of them by weight."""
+    table = {value: 1.0} if isinstance(value, str) else value
+    for name, weight in table.items():
+        if name not in PRESETS:
+            raise CampaignError(f"{path}{'' if isinstance(value, str) else '.' + name}: {name!r} is not one of "
+                                f"{', '.join(PRESETS)}")
+        if isinstance(weight, bool) or not isinstance(weight, _NUMBER) or not (math.isfinite(weight) and weight >= 0):
+            raise CampaignError(f"{path}.{name}: weight {weight!r} must be a number, 0 or more")
+    if sum(table.values()) <= 0:
+        raise CampaignError(f"{path}: the weights add up to 0")
+    return tuple((name, float(w)) for name, w in table.items())
 
 
 def _classes(table: dict, path: str) -> tuple[DistanceClass, ...]:

@@ -2,6 +2,7 @@
 statistics the check uses."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -86,3 +87,61 @@ def test_ks_statistic():
     c = [rng.gauss(0.5, 1) for _ in range(400)]
     assert ks_statistic(a, b) < ks_critical(400, 400) < ks_statistic(a, c)
     assert ks_critical(100, 100) == pytest.approx(1.628 * (2 / 100) ** 0.5, abs=1e-4)
+
+
+MIXED = """
+name = "mixed"
+homes = 300
+seed = 4
+[population]
+gsme-mains = 1
+[hub]
+personality = { gbcs-ch = 1, herdsman = 1 }
+[fidelity]
+sample_homes = 2
+calibration_runs = 1
+"""
+
+
+def test_a_mix_of_hubs_calibrates_each_hub_and_reports_each():
+    """Each home draws its hub; every stratum is run under each hub, a bridge's
+    record comes from its own hub's buckets, and downtime is reported per hub."""
+    spec = parse_campaign(MIXED, "mixed.toml")
+    assert spec.hubs == ("gbcs-ch", "herdsman")
+    assert [s["personality"] for s in strata(spec)] == ["gbcs-ch", "herdsman"]
+    hubs = [draw_home(spec, i).personality for i in range(200)]
+    assert 60 < hubs.count("herdsman") < 140
+    doc, _ = run_campaign(spec, LocalEngine())
+    buckets = doc["fast_model"]
+    # herdsman's pacing (250 ms between blocks) against gbcs-ch's
+    assert buckets["herdsman|B1|next"]["download_s_p50"] > 5 * buckets["gbcs-ch|B1|next"]["download_s_p50"]
+    per_hub = doc["results"]["downtime"]["per_hub"]
+    assert sorted(per_hub) == ["gbcs-ch", "herdsman"]
+    assert sum(h["homes"] for h in per_hub.values()) == 300
+    assert sum(h["per_type"]["B2"]["reboots"] for h in per_hub.values()) == \
+        doc["results"]["downtime"]["per_type"]["B2"]["reboots"] >= 300
+    # the hub is drawn last: everything else about a home is what a single-hub campaign draws
+    single = parse_campaign(MIXED.replace("{ gbcs-ch = 1, herdsman = 1 }", '"gbcs-ch"'), "single.toml")
+    for i in range(20):
+        assert dataclasses.replace(draw_home(spec, i), personality="gbcs-ch") == draw_home(single, i)
+
+
+def test_the_flash_work_of_a_download_is_charged_to_its_time_and_energy():
+    """Full fidelity: the erases and programming a download does (a B1's blob
+    sectors; a B3's resume after a brown-out erases the sector it resumes in)
+    are added to its download time, and the factory programming before the
+    update is not in a B3's energy."""
+    spec = parse_campaign('name = "f"\nhomes = 10\n[population]\ngsme-battery = 1\n'
+                          '[devices]\nb3_battery = { good = 1, low = 1 }\n', "f.toml")
+    force = {"config": "gsme-battery", "faulty_type": None, "incompatible_type": None}
+    good = full_fidelity(spec, draw_home(spec, 0, "calibration", dict(force, battery="good")))
+    low = full_fidelity(spec, draw_home(spec, 0, "calibration", dict(force, battery="low")))
+    b1, b3 = good
+    assert b1[1] == "B1" and b1[7] >= 46 and b1[11] >= 46 * 0.045      # the blob's 46 sector erases at 45 ms
+    assert b3[1] == "B3" and b3[7] == 0 and b3[11] < 0.1               # a blank bank: programming only
+    b3_low = low[1]
+    assert b3_low[11] >= 0.25 + b3[11]                                  # the resume's erase (250 or 700 ms)
+    for rec in (b1, b3, b3_low):
+        assert rec[5] > rec[11] > 0                                     # inside the download time
+    # energy: radio and flash of the update only (premises/report.py's model, less the factory programming)
+    assert b3_low[8] > b3[8] > 0 and b1[8] == 0.0

@@ -7,6 +7,7 @@ import pytest
 from bridge_emu.campaign import load_campaign, run_campaign
 from bridge_emu.campaign.clock import _activation, contended_s, simulate
 from bridge_emu.campaign.engines import LocalEngine
+from bridge_emu.campaign.fleet import Fleet, clock_draws
 from bridge_emu.campaign.model import FastModel
 from bridge_emu.campaign.spec import parse_campaign
 
@@ -42,17 +43,22 @@ SYNTH = 'name = "s"\nhomes = {homes}\nseed = 1\n[population]\ngsme-mains = 1\n[h
 
 
 def _rec(name, rtype, outcome, download_s=3600.0, downtime_s=60.0, offline=False):
-    return (name, rtype, "next", outcome, "", download_s, downtime_s, 1, 0.0, 0.0, offline)
+    return (name, rtype, "next", outcome, "", download_s, downtime_s, 1, 0.0, 0.0, offline, 0.0)
 
 
-def _results(n, b2):
-    return [("gsme-mains", "default", "good", "fast", (_rec("b1", "B1", "upgraded"), b2)) for _ in range(n)]
+def _simulate(spec, b2, model):
+    """Every home of spec a gsme-mains whose b1 upgrades and whose b2 gives record b2."""
+    table = list(model.table) + [_rec("b1", "B1", "upgraded"), b2]
+    fleet = Fleet(spec)
+    for i in range(spec.homes):
+        fleet.put_home(i, (0, 0, 0, 0), clock_draws(spec, i), (len(table) - 2, len(table) - 1))
+    return simulate(spec, fleet, table, model)
 
 
 def test_stuck_downloads_are_retried_and_only_they_download_again():
     spec = parse_campaign(SYNTH.format(homes=4, cap=100, retries=1), "s.toml")
-    model = FastModel([_rec("b2", "B2", "upgraded")], {"B2|next": [0, 0]})
-    out = simulate(spec, _results(4, _rec("b2", "B2", "stuck", download_s=4 * 3600, downtime_s=0)), model)
+    model = FastModel([_rec("b2", "B2", "upgraded")], {"gbcs-ch|B2|next": [0, 0]})
+    out = _simulate(spec, _rec("b2", "B2", "stuck", download_s=4 * 3600, downtime_s=0), model)
     assert out["retries"] == 4 and out["homes_upgraded"] == 4
     assert out["bridge_outcomes"] == {"upgraded": 8}
     # b1 1 h + b2 stuck 4 h (one download at a time per hub), retry 5 h later: b2 1 h more, then the
@@ -62,15 +68,15 @@ def test_stuck_downloads_are_retried_and_only_they_download_again():
 
 def test_without_retries_a_stuck_home_stays_stuck():
     spec = parse_campaign(SYNTH.format(homes=4, cap=100, retries=0), "s.toml")
-    out = simulate(spec, _results(4, _rec("b2", "B2", "stuck", downtime_s=0)), FastModel([], {}))
+    out = _simulate(spec, _rec("b2", "B2", "stuck", downtime_s=0), FastModel([], {}))
     assert out["retries"] == 0 and out["homes_upgraded"] == 0 and out["home_outcomes"] == {"stuck": 4}
 
 
 def test_the_campaign_wide_cap_queues_homes():
-    one = simulate(parse_campaign(SYNTH.format(homes=6, cap=1, retries=0), "s.toml"),
-                   _results(6, _rec("b2", "B2", "upgraded")), FastModel([], {}))
-    six = simulate(parse_campaign(SYNTH.format(homes=6, cap=6, retries=0), "s.toml"),
-                   _results(6, _rec("b2", "B2", "upgraded")), FastModel([], {}))
+    one = _simulate(parse_campaign(SYNTH.format(homes=6, cap=1, retries=0), "s.toml"),
+                    _rec("b2", "B2", "upgraded"), FastModel([], {}))
+    six = _simulate(parse_campaign(SYNTH.format(homes=6, cap=6, retries=0), "s.toml"),
+                    _rec("b2", "B2", "upgraded"), FastModel([], {}))
     # one home at a time: 6 homes x 2 h of downloads before the last can activate
     assert six["time_to_upgraded_h"]["100%"] < 4.1
     assert one["time_to_upgraded_h"]["100%"] >= 12 and one["homes_upgraded"] == 6
@@ -78,11 +84,22 @@ def test_the_campaign_wide_cap_queues_homes():
 
 def test_a_dead_bridge_keeps_its_home_offline_to_the_end():
     spec = parse_campaign(SYNTH.format(homes=2, cap=10, retries=0), "s.toml")
-    out = simulate(spec, _results(2, _rec("b2", "B2", "bricked", offline=True)), FastModel([], {}))
+    out = _simulate(spec, _rec("b2", "B2", "bricked", offline=True), FastModel([], {}))
     assert out["home_outcomes"] == {"bricked": 2}
     # from the CS06 (02:00 onwards) to the campaign's end, for both homes: minutes of lost meter link
     assert out["lost_service_minutes"]["meter"] == out["lost_service_minutes"]["any"] > 0
     assert out["lost_service_minutes"]["display"] == 0
+    # downtime per bridge type: the bricked B2 never came back, and its minutes are the meter's
+    down = out["downtime"]
+    b1, b2 = down["per_type"]["B1"], down["per_type"]["B2"]
+    assert (b1["mode"], b1["reboots"], b1["came_back"], b1["downtime_s"]["p50"]) == ("copy-swap", 2, 2, 60.0)
+    assert (b2["mode"], b2["reboots"], b2["left_offline"], b2["downtime_s"]["mean"]) == ("bank-switch", 2, 2, None)
+    assert b1["link_minutes"] == {"meter": 2.0, "display": 0.0}
+    assert b2["link_minutes"]["meter"] == out["lost_service_minutes"]["meter"]
+    assert down["per_mode"]["copy-swap"]["reboots"] == 2 and down["per_mode"]["bank-switch"]["left_offline"] == 2
+    hub = down["per_hub"]["gbcs-ch"]
+    assert (hub["homes"], hub["homes_upgraded"]) == (2, 0)
+    assert hub["lost_service_minutes"] == out["lost_service_minutes"]
 
 
 def test_activation_waits_for_the_daily_window():
