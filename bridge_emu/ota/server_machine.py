@@ -499,9 +499,8 @@ class OtaServer:
         st.current_version = cmd.current_file_version
         st.hardware_version = cmd.hardware_version
         image = self.overrides.get(src)
-        if image is not None and (image.file_version == cmd.current_file_version
-                                  or image.key[:2] != (cmd.manufacturer, cmd.image_type)):
-            image = None        # it runs the override already, or asks for another product's image
+        if image is not None and image.file_version == cmd.current_file_version:
+            image = None        # it runs the override already: nothing more to offer
         elif src not in self.overrides:
             image = self.store.select(cmd.manufacturer, cmd.image_type, cmd.current_file_version,
                                       cmd.hardware_version, self._policy.version)

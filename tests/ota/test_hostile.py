@@ -49,19 +49,6 @@ def test_our_server_answers_any_hostile_plan_by_the_rules(plan, personality):
     assert client.done and not client.findings, client.findings
 
 
-def test_an_image_pushed_to_a_node_is_offered_only_for_what_it_asks_for():
-    # a hub that has an image for this node (GBCS: the one the CS11 distributed) offers it to a query
-    # for that product only: found through a stick by tests/dongle/test_fuzz_dongle.py
-    server = ota_server([DATA], "gbcs-ch")
-    server.offer(0x2B04, server.store.images[0])
-    plan = [h.Query(*B4, 0x01000000, 0x0401), h.Query(0x1234, 0x0001, 1), h.Query(B4[0], 0x0B01, 1)]
-    client = fuzz_server(server, plan)
-    assert client.done and not client.findings, client.findings
-    offers = [f.command for _, f in client.heard]
-    assert [o.status for o in offers] == [zcl.Status.SUCCESS] + [zcl.Status.NO_IMAGE_AVAILABLE] * 2, offers
-    assert (offers[0].manufacturer, offers[0].image_type) == B4
-
-
 def test_a_plain_session_is_answered_and_checked():
     client = fuzz_server(ota_server([DATA], "zigpy"), SESSION)
     kinds = [type(f.command).__name__ for _, f in client.heard]
