@@ -195,7 +195,10 @@ class Bridge:
         self._guard(now, self._power_on, now)
 
     def power_off(self, now: float, why: str = "power off") -> None:
-        """Power lost between flash operations (a cut inside one comes as PowerCut)."""
+        """Power lost between flash operations (a cut inside one comes as PowerCut).
+        A cut armed and not yet fired dies with the power: it was a fault of this supply."""
+        self.device.flash.disarm()
+        self._off_s_after_cut = None
         self._down(now, why)
 
     def poll_fast_for(self, now: float, seconds: float) -> None:

@@ -229,3 +229,28 @@ def test_a_bad_brown_out_is_one_line(capsys, tmp_path, arg, says):
     rc = cli.main(["run", str(path), "--no-dir"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and says in err, err
+
+
+def test_a_power_off_before_an_armed_brown_out_fires_takes_it_away(capsys, tmp_path):
+    """The supply dips for the brown-out only while it is on: a power off first is
+    a power off (the configured off time), and the armed dip dies with the power."""
+    rc, result, _ = run(capsys, tmp_path, """
+name = "off-first"
+premises = "ihd"
+[[event]]
+at_s = 0.5
+bridge = "b4"
+brown_out = { dip_ms = 30 }
+[[event]]
+at_s = 0.6
+bridge = "b4"
+power_off = true
+[expect.b4]
+outcome = "upgraded"
+""")
+    assert rc == 0 and result["ok"], result["failures"]
+    log = events(tmp_path, "off-first", "b4")
+    lost = [i for i, e in enumerate(log) if e["event"] == "power_lost"]
+    assert [log[i]["reason"] for i in lost] == ["power off (scenario)"]
+    assert log[lost[0] + 1]["event"] == "boot"
+    assert log[lost[0] + 1]["t"] - log[lost[0]]["t"] == pytest.approx(2.0)   # not the 30 ms dip
