@@ -403,12 +403,16 @@ def _cmd_image_sign(args: argparse.Namespace) -> int:
                    if getattr(args, o) is not None]
     if ota_options and not args.ota:
         raise BridgeEmuError(f"--{ota_options[0].replace('_', '-')} is for the OTA file: add --ota")
-    if args.ota and not args.supplier_key:
+    if args.body != "gbcs" and not args.ota:
+        raise BridgeEmuError("--body is for the OTA file: add --ota")
+    if args.ota and args.body == "gbcs" and not args.supplier_key:
         raise BridgeEmuError("--ota needs --supplier-key (the key that signs the GBCS Upgrade Image)")
+    if args.body == "zigbee" and args.supplier_key:
+        raise BridgeEmuError("--supplier-key: a plain ZigBee OTA file (--body zigbee) carries no supplier signature")
     spec = SignSpec(args.version, args.security_counter, args.header_size, args.pad_header, args.slot_size,
                     args.pad_sig, args.ota, args.manufacturer, args.image_type,
                     (0x0000, 0xFFFF) if args.hw_min is None else (args.hw_min, args.hw_max),
-                    args.header_string or "")
+                    args.header_string or "", args.body)
     out = pathlib.Path(args.output)
     if out.is_dir():
         raise BridgeEmuError(f"{out}: a folder; -o names the file to write")
@@ -689,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--hw-min", type=_int, help="with --ota: minimum hardware version (default 0x0000)")
     sg.add_argument("--hw-max", type=_int, help="with --ota: maximum hardware version (default 0xFFFF)")
     sg.add_argument("--header-string", help="with --ota: the OTA header string (32 bytes at most)")
+    sg.add_argument("--body", choices=("gbcs", "zigbee"), default="gbcs",
+                    help="with --ota: gbcs (default; signed by --supplier-key) or zigbee, a plain ZigBee OTA file "
+                    "(the image as tag 0x0000, then its AES-MMO integrity code, tag 0x0003)")
     sg.set_defaults(func=_cmd_image_sign)
 
     x = im.add_parser("extract", help="write one part of a firmware file: the bootable MCUboot image, the "

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge_emu.core._ffi import ffi, lib
-from bridge_emu.core.errors import check
+from bridge_emu.core.errors import check, error_for
 from bridge_emu.core.host_crypto import HostCrypto, default_crypto
 from bridge_emu.keys import load_public_key
 
@@ -84,12 +84,14 @@ def _u16(name: str, v: int) -> int:
 
 def verify_ota_in_flash(flash, addr: int, length: int, *, manufacturer: int, image_type: int,
                         hw_version: int, body: str = "gbcs", supplier_key: SupplierKey | None = None,
-                        crypto: HostCrypto | None = None) -> OtaVerifyResult:
+                        crypto: HostCrypto | None = None, image_at: int | None = None) -> OtaVerifyResult:
     """Verify the OTA file at [addr, addr + length) of the flash in C.
 
-    body "gbcs" needs supplier_key; "generic" ignores it. Raises ImageError
-    (name BE_ERR_OTA_* or BE_ERR_CRYPTO) when the file is refused, FlashError
-    when the range lies outside the flash or a read fails.
+    body "gbcs" needs supplier_key; "generic" ignores it. image_at: the offset
+    in the file the bootable image must start at (where a device placed its
+    download); a file whose image is elsewhere is refused as BE_ERR_OTA_BODY.
+    Raises ImageError (name BE_ERR_OTA_* or BE_ERR_CRYPTO) when the file is
+    refused, FlashError when the range lies outside the flash or a read fails.
     """
     if body not in BODIES:
         raise ValueError(f"body must be one of {sorted(BODIES)}, not {body!r}")
@@ -113,6 +115,9 @@ def verify_ota_in_flash(flash, addr: int, length: int, *, manufacturer: int, ima
     info = ffi.new("be_ota_info_t *")
     rc = lib.be_ota_verify(ctx, addr, length, expect, crypto.crypto, key, key_len, info)
     check(rc, f"OTA file of {length} bytes at 0x{addr:x}")
+    if image_at is not None and info.image_off != image_at:
+        raise error_for(lib.BE_ERR_OTA_BODY, f"OTA file of {length} bytes at 0x{addr:x}: its image starts at "
+                                             f"+{info.image_off}, not at +{image_at} where the device placed it")
 
     fc = info.field_control
     gbcs = body == "gbcs"

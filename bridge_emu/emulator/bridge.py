@@ -358,7 +358,7 @@ class Bridge:
             query_retry_cap_s=None if self.confirmed else c.trial_query_cap_s,
             # blocks go to the flash a page at a time, as a bridge's RAM buffer would
             write_buffer=self.profile.geometry.page_size),
-            _SlotStore(self.device), now)
+            _SlotStore(self.device, self.profile.image_offset(0)), now)
         self.client.query_now(now)
         for u in self.unacked:
             if u.due is None:

@@ -24,16 +24,26 @@ CSA-assigned code); image types 0x0B01-0x0B04 likewise.
 A user's own device is one of these with its identity and flash replaced
 (`custom_profile`): it keeps the base type's place in the premises, power
 and radio role, and takes the user's manufacturer code, image type, hardware
-version, swap mode and a uniform flash geometry.
+version, swap mode, a uniform flash geometry and the OTA body it takes
+(GBCS, or a plain ZigBee one).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bridge_emu.codec.ota_file import SUB_ELEMENT_HEADER_SIZE
 from bridge_emu.core.flash import Geometry, Layout, Region
 from bridge_emu.errors import BridgeEmuError
 
 MANUFACTURER = 0xBEE0
+
+# The OTA files a device takes, and how far into the body its bootable image
+# starts: "gbcs", GBCS 11.2 (the manufacturer image, then the supplier's
+# signature); "zigbee", a plain ZCL body whose first sub-element is the
+# upgrade image (tag 0x0000, after its 6-byte tag and length), with an
+# optional AES-MMO integrity code: no supplier signature, so only the
+# bootloader's own image signature stands between it and what boots.
+BODIES = {"gbcs": 0, "zigbee": SUB_ELEMENT_HEADER_SIZE}
 
 
 class ProfileError(BridgeEmuError):
@@ -62,6 +72,7 @@ class BridgeProfile:
     fast_poll_s: float = 0.0      # ... and how often while they expect replies (a download)
     active_ma: float = 0.0      # battery model: current while radio/flash busy
     sleep_ua: float = 0.0
+    body: str = "gbcs"          # the OTA files it takes (BODIES)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -71,6 +82,12 @@ class BridgeProfile:
 
     def layout(self) -> Layout:
         return self.fixed_layout or Layout.simple(self.geometry, self.mode)
+
+    def image_offset(self, header_length: int) -> int:
+        """Where the bootable image starts in an OTA file of this device's body
+        whose header is header_length bytes: the download is placed so that it
+        lands on the slot's image address."""
+        return header_length + BODIES[self.body]
 
 
 # B3: 2 x 16 KiB log sectors, then two banks of 16 KiB + 4 x 64 KiB each
@@ -124,7 +141,7 @@ def profile(bridge_type: str) -> BridgeProfile:
 
 
 # What a user's profile may set, beyond its base type's model.
-CUSTOM_FIELDS = ("manufacturer", "image_type", "hw_version", "mode", "geometry", "model")
+CUSTOM_FIELDS = ("manufacturer", "image_type", "hw_version", "mode", "geometry", "model", "body")
 
 
 def custom_profile(name: str, base: str, **fields) -> BridgeProfile:
@@ -147,6 +164,9 @@ def custom_profile(name: str, base: str, **fields) -> BridgeProfile:
     mode = fields.get("mode", base_profile.mode)
     if mode not in ("copy-swap", "bank-switch"):
         raise ProfileError(f"profile {name}: mode {mode!r} is not copy-swap or bank-switch")
+    body = fields.get("body", base_profile.body)
+    if body not in BODIES:
+        raise ProfileError(f"profile {name}: body {body!r} is not {' or '.join(BODIES)}")
     hw = fields.get("hw_version", base_profile.hw_version)
     changes = dict(fields, name=name, hw_range=(hw, hw) if "hw_version" in fields else base_profile.hw_range)
     if "geometry" in fields or mode != base_profile.mode:

@@ -14,12 +14,15 @@ class DeviceStore:
     has that many fewer erases: the downtime it saves.
     """
 
-    def __init__(self, device: Device):
+    def __init__(self, device: Device, body_offset: int = 0):
+        """body_offset: where the bootable image starts after the OTA header
+        (BridgeProfile.image_offset: a plain ZigBee body's sub-element header)."""
         self.device = device
+        self.body_offset = body_offset
         self._prepare = False
 
-    def begin(self, size: int, image_offset: int) -> None:
-        self.device.begin_download(size, image_offset)
+    def begin(self, size: int, header_length: int) -> None:
+        self.device.begin_download(size, header_length + self.body_offset)
         self._prepare = True
 
     def write(self, offset: int, data: bytes) -> None:

@@ -159,7 +159,7 @@ class PremisesRun:
         prof = kit.profile
         device = Device.create(path, prof.geometry, prof.layout(), keys=[kit.manufacturer_key], notes=notes)
         try:
-            factory_program(device, kit.factory.read_bytes())
+            factory_program(device, kit.factory.read_bytes(), prof.body)
         except (BridgeEmuError, OSError) as e:
             device.close()
             raise PremisesError(f"{kit.factory}: cannot program it as {b.name}'s factory image "

@@ -33,6 +33,7 @@ premises, power, radio role) with the user's identity, flash and keys:
     image_type = 0x0042
     hw_version = 0x0101
     mode = "copy-swap"                  # or "bank-switch"
+    body = "gbcs"                       # or "zigbee": plain ZCL OTA files, the image as tag 0x0000
     geometry = { sector_size = 4096, sectors = 256, write_align = 4 }   # uniform NOR
     model = "ACME-DISPLAY-1"            # its Basic cluster model identifier
     manufacturer_key = "keys/acme-mfr.pub.pem"   # the bootloader's image key
@@ -93,7 +94,7 @@ _BRIDGE = {"name": str, "type": str, "profile": str, "parent": str, "offer": str
            "power_cut": dict, "authority_key": str}
 _PROFILE = {"base": str, "manufacturer": (int, 0, 0xFFFE), "image_type": (int, 0, 0xFFFE),
             "hw_version": (int, 0, 0xFFFF), "mode": str, "geometry": dict, "model": str,
-            "manufacturer_key": str, "supplier_key": str, "factory": str}
+            "manufacturer_key": str, "supplier_key": str, "factory": str, "body": str}
 # A uniform NOR part: sizes as datasheets give them; timings default to a W25Q-class part's.
 _GEOMETRY = {"sector_size": (int, 256, 1 << 20), "sectors": (int, 4, 1 << 16), "write_align": (int, 1, 256),
              "page_size": (int, 1, 1 << 16), "page_program_us": (int, 0, 1_000_000),
@@ -241,7 +242,7 @@ def parse_profile(name: str, table: dict, base: pathlib.Path | None = None, path
     _check_table(table, _PROFILE, path)
     if "base" not in table:
         raise PremisesError(f"{path}.base: missing (the bridge type it stands in for: B1..B4)")
-    fields = {k: table[k] for k in ("manufacturer", "image_type", "hw_version", "mode", "model") if k in table}
+    fields = {k: table[k] for k in ("manufacturer", "image_type", "hw_version", "mode", "model", "body") if k in table}
     if "geometry" in table:
         g = table["geometry"]
         _check_table(g, _GEOMETRY, f"{path}.geometry")

@@ -214,7 +214,8 @@ def flash_file(path: pathlib.Path, bridge_type: str, *, role: str = "current",
     prof = kit.profile
     device = Device.create(pathlib.Path(path), prof.geometry, prof.layout(), keys=[kit.manufacturer_key],
                            notes={"type": t, **({"profile": "own"} if own else {})})
-    factory_program(device, (kit.factory if role == "current" else images.file(t, role)).read_bytes())
+    factory_program(device, (kit.factory if role == "current" else images.file(t, role)).read_bytes(),
+                    prof.body)
     return device
 
 

@@ -85,11 +85,13 @@ class SignSpec:
     image_type: int | None = None
     hw_range: tuple[int, int] = (0x0000, 0xFFFF)
     header_string: str = ""
+    body: str = "gbcs"                # or "zigbee": a plain ZigBee OTA file, no supplier signature
 
 
 def sign_firmware(binary: bytes, spec: SignSpec, manufacturer_key, supplier_key=None) -> tuple[str | None, bytes]:
     """(the GBCS file name or None, the bytes): the signed MCUboot image, or with
-    spec.ota the GBCS OTA file around it, signed by the supplier key."""
+    spec.ota the GBCS OTA file around it, signed by the supplier key (spec.body
+    "zigbee": a plain ZigBee OTA file around it, with its AES-MMO integrity code)."""
     if spec.pad_header:
         payload = binary
     else:
@@ -113,6 +115,11 @@ def sign_firmware(binary: bytes, spec: SignSpec, manufacturer_key, supplier_key=
     lo, hi = spec.hw_range
     if lo > hi:
         raise BridgeEmuError(f"--hw-min 0x{lo:04X} is above --hw-max 0x{hi:04X}")
+    if spec.body == "zigbee":
+        f = signing.build_zigbee_file(image, manufacturer=spec.manufacturer, image_type=spec.image_type,
+                                      file_version=firmware.file_version(spec.version), min_hardware_version=lo,
+                                      max_hardware_version=hi, header_string=spec.header_string)
+        return None, f.build()
     f = signing.build_gbcs_file(image, supplier_key, manufacturer=spec.manufacturer, image_type=spec.image_type,
                                 file_version=firmware.file_version(spec.version), min_hardware_version=lo,
                                 max_hardware_version=hi, header_string=spec.header_string)

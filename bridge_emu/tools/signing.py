@@ -27,13 +27,19 @@ from bridge_emu.codec.mcuboot import (
 from bridge_emu.codec.ota_file import (
     GBCS_FIELD_CONTROL,
     STACK_ZIGBEE_PRO,
+    SUB_ELEMENT_HEADER_SIZE,
+    TAG_IMAGE_INTEGRITY_CODE,
+    TAG_UPGRADE_IMAGE,
     BodyKind,
     GbcsBody,
+    GenericBody,
     OtaFile,
     OtaFileError,
     OtaHeader,
+    SubElement,
     read_strict,
 )
+from bridge_emu.core.ota_verify import aes_mmo
 from bridge_emu.errors import ImageFormatError
 from bridge_emu.keys import (
     PublicKeyLike,
@@ -200,3 +206,30 @@ def build_gbcs_file(manufacturer_image: bytes, supplier_key: ec.EllipticCurvePri
         return OtaFile(header, GbcsBody(image))
     return OtaFile(header, GbcsBody(image, sign_manufacturer_image(image, supplier_key),
                                     force_replace=int(force_replace)))
+
+
+# --------------------------------------------------------------- plain ZigBee
+
+def build_zigbee_file(upgrade_image: bytes, *, manufacturer: int, image_type: int, file_version: int,
+                      min_hardware_version: int | None = None, max_hardware_version: int | None = None,
+                      header_string: str | bytes = "", integrity: bool = True) -> OtaFile:
+    """A plain ZigBee OTA file: the header (a hardware range only if given), the
+    upgrade image as the first sub-element (tag 0x0000), and with integrity an
+    image integrity code (tag 0x0003): the AES-MMO of every byte before that
+    sub-element, computed in C. No signature: a device of this body trusts
+    only its bootloader's check of the image."""
+    image = bytes(upgrade_image)
+    if not image:
+        raise OtaFileError(None, "a ZigBee OTA file needs an upgrade image", "build")
+    ranged = min_hardware_version is not None
+    header = OtaHeader(manufacturer=manufacturer, image_type=image_type, file_version=file_version,
+                       stack_version=STACK_ZIGBEE_PRO, header_string=header_string,
+                       field_control=GBCS_FIELD_CONTROL if ranged else 0,
+                       min_hardware_version=min_hardware_version if ranged else None,
+                       max_hardware_version=max_hardware_version if ranged else None)
+    elements = [SubElement(TAG_UPGRADE_IMAGE, image)]
+    if integrity:
+        placeholder = OtaFile(header, GenericBody((*elements, SubElement(TAG_IMAGE_INTEGRITY_CODE, bytes(16)))))
+        covered = placeholder.build()[:-(SUB_ELEMENT_HEADER_SIZE + 16)]
+        elements.append(SubElement(TAG_IMAGE_INTEGRITY_CODE, aes_mmo(covered)))
+    return OtaFile(header, GenericBody(tuple(elements)))

@@ -187,3 +187,90 @@ def test_a_geometry_too_small_for_its_layout_or_its_factory_image_is_refused(acm
     # bank-switch on 8 sectors of 8 KiB: 24 KiB banks, and the factory file is some 49 KiB
     rc, _, err = cli_run(capsys, "run", str(write_premises(acme, change=("sectors = 40", "sectors = 8"))), "--no-dir")
     assert rc != 0 and "cannot program it as display's factory image" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def plain(acme, capsys):
+    """The same firmware as plain ZigBee OTA files (`image sign --ota --body zigbee`): no
+    supplier signature, the image as tag 0x0000 and its AES-MMO integrity code."""
+    for version, counter in (("1.0.0", 1), ("1.1.0", 2)):
+        rc, out, err = cli_run(
+            capsys, "image", "sign", str(acme / "app.bin"), "--pad-header", "-v", version, "-s", str(counter),
+            "-k", str(acme / "keys/ACME-manufacturer-p256.key.pem"), "--ota", "--body", "zigbee",
+            "--manufacturer", "0x1234", "--image-type", "0x0042", "--hw-min", "0x0100", "--hw-max", "0x01FF",
+            "-o", str(acme / f"fw/plain-{version}.zigbee"))
+        assert rc == 0, err
+    return acme
+
+
+def plain_premises(folder, offer="fw/plain-1.1.0.zigbee"):
+    return write_premises(folder, offer=offer, change=(
+        'factory = "fw/acme-1.0.0.zigbee"', 'factory = "fw/plain-1.0.0.zigbee"\nbody = "zigbee"'))
+
+
+def test_a_plain_zigbee_device_takes_plain_files_checked_by_their_integrity_code_and_its_bootloader(plain, capsys):
+    rc, out, err = cli_run(capsys, "image", "verify", str(plain / "fw/plain-1.1.0.zigbee"), "--json")
+    verdict = json.loads(out)
+    assert rc == 0 and verdict["valid"] and verdict["checks"]["body"] == "generic", (out, err)
+    assert verdict["checks"]["integrity_code"]                       # tag 0x0003 present and matching
+    rc, out, err = cli_run(capsys, "run", str(plain_premises(plain)), "--dir", str(plain / "out"), "--json")
+    assert rc == 0, err
+    display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
+    assert display["outcome"] == "upgraded", display
+    assert display["version_before"].startswith("1.0.0") and display["version_after"].startswith("1.1.0")
+    assert display["alerts"][:2] == ["0x8F72", "0x8F43"]      # the hub activated the image it reported
+    # the hash it reported is that of the upgrade image: the MCUboot image that now runs, confirmed
+    log = [json.loads(line) for line in (plain / "out/acme-site/display/events.jsonl").open()]
+    verified = next(e for e in log if e["event"] == "verified")
+    device = Device.open(plain / "out/acme-site/display/flash.bemu", read_only=True)
+    try:
+        import hashlib
+        assert device.boot().confirmed            # read-only: the boot leaves the file as it is
+        assert verified["hash"] == hashlib.sha256(device.running_image()).hexdigest()
+    finally:
+        device.close()
+
+
+def test_a_plain_zigbee_device_refuses_a_gbcs_file_and_a_tampered_plain_one(plain, capsys):
+    tampered = bytearray((plain / "fw/plain-1.1.0.zigbee").read_bytes())
+    tampered[200] ^= 0x01                                           # inside the image: the AES-MMO no longer matches
+    (plain / "fw/tampered.zigbee").write_bytes(bytes(tampered))
+    for offer in ("fw/acme-1.1.0.zigbee", "fw/tampered.zigbee"):
+        rc, out, err = cli_run(capsys, "run", str(plain_premises(plain, offer)), "--no-dir", "--json")
+        display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
+        assert display["outcome"] == "refused" and display["version_after"].startswith("1.0.0"), (offer, display)
+        assert "0x8F1C" in display["alerts"]
+
+
+def test_a_gbcs_device_refuses_a_plain_file_and_a_plain_body_is_one_line_when_wrong(plain, capsys):
+    rc, out, _ = cli_run(capsys, "run", str(write_premises(plain, offer="fw/plain-1.1.0.zigbee")), "--no-dir",
+                         "--json")
+    display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
+    assert display["outcome"] == "refused" and "0x8F1C" in display["alerts"]
+    with pytest.raises(PremisesError, match=r"profile\.acme: profile acme: body 'zcl' is not gbcs or zigbee"):
+        load_premises(write_premises(plain, change=('mode = "bank-switch"', 'mode = "bank-switch"\nbody = "zcl"')))
+    # a GBCS factory file for a plain device: the factory cannot program it
+    change = ('factory = "fw/acme-1.0.0.zigbee"', 'factory = "fw/acme-1.0.0.zigbee"\nbody = "zigbee"')
+    rc, _, err = cli_run(capsys, "run", str(write_premises(plain, change=change)), "--no-dir")
+    assert rc != 0 and "cannot program it as display's factory image" in err and len(err.strip().splitlines()) == 1
+
+
+def test_image_sign_body_options_that_do_not_go_together_are_one_line(plain, capsys):
+    base = ["image", "sign", str(plain / "app.bin"), "--pad-header", "-v", "1.2.0",
+            "-k", str(plain / "keys/ACME-manufacturer-p256.key.pem"), "-o", str(plain / "x.zigbee")]
+    for extra, says in ((["--body", "zigbee"], "--body is for the OTA file: add --ota"),
+                        (["--ota", "--body", "zigbee", "--manufacturer", "1", "--image-type", "2",
+                          "--supplier-key", str(plain / "keys/ACME-supplier-p256.key.pem")], "carries no supplier")):
+        rc, _, err = cli_run(capsys, *base, *extra)
+        assert rc == 2 and says in err and err.count("\n") == 1, err
+    assert not (plain / "x.zigbee").exists()
+
+
+def test_a_plain_zigbee_device_cut_mid_download_resumes_where_its_flash_says(plain, capsys):
+    path = plain_premises(plain)
+    path.write_text(path.read_text().replace('profile = "acme"', 'profile = "acme"\npower_cut = { at_fraction = 0.5 }'))
+    rc, out, err = cli_run(capsys, "run", str(path), "--no-dir", "--json")
+    assert rc == 0, err
+    display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
+    assert display["outcome"] == "upgraded" and display["version_after"].startswith("1.1.0"), display
+    assert display["resumed_from"] and all(r > 0 for r in display["resumed_from"])   # the image offset held too
