@@ -24,14 +24,15 @@ CSA-assigned code); image types 0x0B01-0x0B04 likewise.
 A user's own device is one of these with its identity and flash replaced
 (`custom_profile`): it keeps the base type's place in the premises, power
 and radio role, and takes the user's manufacturer code, image type, hardware
-version, swap mode, a uniform flash geometry and the OTA body it takes
-(GBCS, or a plain ZigBee one).
+version, swap mode, flash geometry (uniform, or of mixed sectors with its
+layout given) and the OTA body it takes (GBCS, or a plain ZigBee one).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from bridge_emu.codec.ota_file import SUB_ELEMENT_HEADER_SIZE
+from bridge_emu.core.device import Device
 from bridge_emu.core.flash import Geometry, Layout, Region
 from bridge_emu.errors import BridgeEmuError
 
@@ -141,13 +142,15 @@ def profile(bridge_type: str) -> BridgeProfile:
 
 
 # What a user's profile may set, beyond its base type's model.
-CUSTOM_FIELDS = ("manufacturer", "image_type", "hw_version", "mode", "geometry", "model", "body")
+CUSTOM_FIELDS = ("manufacturer", "image_type", "hw_version", "mode", "geometry", "model", "body", "layout")
 
 
 def custom_profile(name: str, base: str, **fields) -> BridgeProfile:
     """A user's own device: the base type's model with `fields` (CUSTOM_FIELDS)
-    replaced. A new geometry must be uniform: its layout is derived (log, plan
-    area for copy-swap, two slots), and one that cannot hold them is refused."""
+    replaced. A new uniform geometry's layout is derived (log, plan area for
+    copy-swap, two slots) unless a layout is given (its mode is the profile's);
+    a part of mixed sectors needs one. The C core checks the layout against the
+    geometry now, and one that cannot hold them is refused."""
     unknown = set(fields) - set(CUSTOM_FIELDS)
     if unknown:
         raise ProfileError(f"profile {name}: unknown field(s) {sorted(unknown)}; known: {', '.join(CUSTOM_FIELDS)}")
@@ -169,11 +172,16 @@ def custom_profile(name: str, base: str, **fields) -> BridgeProfile:
         raise ProfileError(f"profile {name}: body {body!r} is not {' or '.join(BODIES)}")
     hw = fields.get("hw_version", base_profile.hw_version)
     changes = dict(fields, name=name, hw_range=(hw, hw) if "hw_version" in fields else base_profile.hw_range)
-    if "geometry" in fields or mode != base_profile.mode:
+    given = changes.pop("layout", None)
+    if given is not None:
+        changes["fixed_layout"] = replace(given, mode=mode)
+    elif "geometry" in fields or mode != base_profile.mode:
         changes["fixed_layout"] = None      # derived from the new geometry or mode
     made = replace(base_profile, **changes)
     try:
-        made.layout()
+        layout = made.layout()
+        if given is not None:
+            Device.create(None, made.geometry, layout).close()   # what the boot core makes of it
     except BridgeEmuError as e:
         raise ProfileError(f"profile {name}: {e}") from None
     return made

@@ -70,7 +70,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from bridge_emu.codec import gbcs
-from bridge_emu.core.flash import TEAR, Geometry
+from bridge_emu.core.flash import TEAR, Geometry, Layout, Region
 from bridge_emu.emulator.profiles import BridgeProfile, ProfileError, custom_profile, profile
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_private_key, load_public_key
@@ -94,11 +94,15 @@ _BRIDGE = {"name": str, "type": str, "profile": str, "parent": str, "offer": str
            "power_cut": dict, "authority_key": str}
 _PROFILE = {"base": str, "manufacturer": (int, 0, 0xFFFE), "image_type": (int, 0, 0xFFFE),
             "hw_version": (int, 0, 0xFFFF), "mode": str, "geometry": dict, "model": str,
-            "manufacturer_key": str, "supplier_key": str, "factory": str, "body": str}
+            "manufacturer_key": str, "supplier_key": str, "factory": str, "body": str, "layout": dict}
 # A uniform NOR part: sizes as datasheets give them; timings default to a W25Q-class part's.
 _GEOMETRY = {"sector_size": (int, 256, 1 << 20), "sectors": (int, 4, 1 << 16), "write_align": (int, 1, 256),
              "page_size": (int, 1, 1 << 16), "page_program_us": (int, 0, 1_000_000),
-             "erase_us": (int, 0, 10_000_000), "ecc": bool}
+             "erase_us": (int, 0, 10_000_000), "ecc": bool, "regions": list}
+# A part of mixed sector sizes (internal flash such as STM32F4's 16/64/128 KiB): runs of equal sectors in order.
+_REGION = {"count": (int, 1, 1 << 16), "sector_size": (int, 256, 1 << 24), "erase_us": (int, 0, 10_000_000)}
+# Where the state log, the two slots and (copy-swap) the plan area lie: what a mixed part needs spelled out.
+_LAYOUT = {"log": list, "slots": list, "plan": list}
 _LINK = {"latency_ms": (_NUMBER, 0, 10_000), "jitter_ms": (_NUMBER, 0, 10_000), "loss": (_NUMBER, 0, 0.5),
          "throughput_kbps": (_NUMBER, 1, 100_000), "payload_limit": (int, MIN_PAYLOAD, MAX_PAYLOAD)}
 _POWER_CUT = {"at_fraction": (_NUMBER, 0, 1), "tear": (str, None, None), "seed": (int, 0, 2**32 - 1)}
@@ -244,14 +248,9 @@ def parse_profile(name: str, table: dict, base: pathlib.Path | None = None, path
         raise PremisesError(f"{path}.base: missing (the bridge type it stands in for: B1..B4)")
     fields = {k: table[k] for k in ("manufacturer", "image_type", "hw_version", "mode", "model", "body") if k in table}
     if "geometry" in table:
-        g = table["geometry"]
-        _check_table(g, _GEOMETRY, f"{path}.geometry")
-        for key in ("sector_size", "sectors"):
-            if key not in g:
-                raise PremisesError(f"{path}.geometry.{key}: missing")
-        timing = {k: g[k] for k in ("erase_us", "page_program_us") if k in g}
-        fields["geometry"] = Geometry.uniform(g["sector_size"], g["sectors"], write_align=g.get("write_align", 4),
-                                              page_size=g.get("page_size", 256), ecc=g.get("ecc", False), **timing)
+        fields["geometry"] = _geometry(table["geometry"], f"{path}.geometry")
+    if "layout" in table:
+        fields["layout"] = _layout(table["layout"], f"{path}.layout")
     try:
         model = custom_profile(name, str(table["base"]), **fields)
     except ProfileError as e:
@@ -264,6 +263,68 @@ def parse_profile(name: str, table: dict, base: pathlib.Path | None = None, path
     keys = {key: _key_file(table[key], base, f"{path}.{key}", load_public_key)
             for key in ("manufacturer_key", "supplier_key") if key in table}
     return ProfileSpec(model, factory=factory, **keys)
+
+
+def _geometry(g: dict, path: str) -> Geometry:
+    """A uniform part (sector_size, sectors) or one of mixed sectors (regions)."""
+    _check_table(g, _GEOMETRY, path)
+    common = {"write_align": g.get("write_align", 4), "page_size": g.get("page_size", 256), "ecc": g.get("ecc", False),
+              **({"page_program_us": g["page_program_us"]} if "page_program_us" in g else {})}
+    if "regions" not in g:
+        for key in ("sector_size", "sectors"):
+            if key not in g:
+                raise PremisesError(f"{path}.{key}: missing (or give regions, for mixed sector sizes)")
+        return Geometry.uniform(g["sector_size"], g["sectors"], **common,
+                                **({"erase_us": g["erase_us"]} if "erase_us" in g else {}))
+    for key in ("sector_size", "sectors", "erase_us"):
+        if key in g:
+            raise PremisesError(f"{path}.{key}: goes in each of regions when regions are given")
+    runs = g["regions"]
+    if not 1 <= len(runs) <= 8:
+        raise PremisesError(f"{path}.regions: {len(runs)} regions, want 1 to 8")
+    regions = []
+    for i, r in enumerate(runs):
+        where = f"{path}.regions[{i}]"
+        if not isinstance(r, dict):
+            raise _type_error(where, dict, r)
+        _check_table(r, _REGION, where)
+        for key in ("count", "sector_size"):
+            if key not in r:
+                raise PremisesError(f"{where}.{key}: missing")
+        regions.append(Region(r["count"], r["sector_size"],
+                              r.get("erase_us", Geometry.uniform(r["sector_size"], 1).regions[0].erase_us)))
+    return Geometry(tuple(regions), **common)
+
+
+def _layout(lay: dict, path: str) -> Layout:
+    """log = [addr, addr] (its two sectors), slots = [[addr, size], [addr, size]], plan = [addr, size]
+    (copy-swap). The mode is the profile's; the C core checks it fits the geometry."""
+    _check_table(lay, _LAYOUT, path)
+    def pairs(key: str, n: int) -> list:
+        v = lay.get(key)
+        if v is None:
+            raise PremisesError(f"{path}.{key}: missing")
+        if len(v) != n:
+            raise PremisesError(f"{path}.{key}: {len(v)} entries, want {n}")
+        return v
+
+    def address(v, where: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 32:
+            raise PremisesError(f"{where}: {v!r} is not an address or size (a whole number below 2^32)")
+        return v
+
+    log = pairs("log", 2)
+    slots = pairs("slots", 2)
+    for i, slot in enumerate(slots):
+        if not (isinstance(slot, list) and len(slot) == 2):
+            raise PremisesError(f"{path}.slots[{i}]: want [address, size]")
+    plan = lay.get("plan", [0, 0])
+    if len(plan) != 2:
+        raise PremisesError(f"{path}.plan: want [address, size]")
+    return Layout("bank-switch", (address(log[0], f"{path}.log[0]"), address(log[1], f"{path}.log[1]")),
+                  tuple((address(a, f"{path}.slots[{i}][0]"), address(n, f"{path}.slots[{i}][1]"))
+                        for i, (a, n) in enumerate(slots)),
+                  plan=(address(plan[0], f"{path}.plan[0]"), address(plan[1], f"{path}.plan[1]")))
 
 
 def _bridge_type(b: dict, profiles: dict[str, ProfileSpec], path: str) -> str:

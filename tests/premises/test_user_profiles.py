@@ -274,3 +274,54 @@ def test_a_plain_zigbee_device_cut_mid_download_resumes_where_its_flash_says(pla
     display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
     assert display["outcome"] == "upgraded" and display["version_after"].startswith("1.1.0"), display
     assert display["resumed_from"] and all(r > 0 for r in display["resumed_from"])   # the image offset held too
+
+
+# An STM32F4-like internal flash of 1 MiB: four 16 KiB sectors, one of 64 KiB, seven of 128 KiB.
+UNIFORM = 'geometry = { sector_size = 8192, sectors = 40, write_align = 8, ecc = true }'
+MIXED = ('geometry = { write_align = 16, ecc = true, regions = [\n'
+         '    { count = 4, sector_size = 16384, erase_us = 250000 },\n'
+         '    { count = 1, sector_size = 65536, erase_us = 500000 },\n'
+         '    { count = 7, sector_size = 131072, erase_us = 1000000 } ] }')
+
+
+def mixed(s0: int, a1: int, s1: int, plan: str = "", log: str = "[0, 16384]") -> str:
+    return MIXED + f"\nlayout = {{ log = {log}, slots = [[131072, {s0}], [{a1}, {s1}]]{plan} }}"
+
+
+@pytest.mark.parametrize("mode, slots, plan", [
+    ("bank-switch", (393216, 524288, 393216), ""),
+    ("copy-swap", (393216, 524288, 524288), ", plan = [32768, 16384]"),
+])
+def test_a_device_of_mixed_sectors_with_its_layout_given_updates_on_that_part(acme, capsys, mode, slots, plan):
+    s0, a1, s1 = slots
+    text = write_premises(acme, change=(UNIFORM, mixed(s0, a1, s1, plan))).read_text()
+    path = acme / "mixed.toml"
+    path.write_text(text.replace('mode = "bank-switch"', f'mode = "{mode}"'))
+    rc, out, err = cli_run(capsys, "run", str(path), "--dir", str(acme / "out"), "--json")
+    assert rc == 0, err
+    display = next(b for b in json.loads(out)["bridges"] if b["bridge"] == "display")
+    assert display["outcome"] == "upgraded" and display["version_after"].startswith("1.1.0"), display
+    device = Device.open(acme / "out/acme-site/display/flash.bemu", read_only=True)
+    try:
+        g, lay = device.config.geometry, device.config.layout
+        assert [(r.count, r.size) for r in g.regions] == [(4, 16384), (1, 65536), (7, 131072)]
+        assert lay.mode == mode and lay.slots == ((131072, s0), (a1, s1))
+        from bridge_emu.codec.mcuboot import parse_image
+        assert device.boot().confirmed and str(parse_image(device.running_image()).version) == "1.1.0+0"
+        assert mode == "bank-switch" or device.running_slot == 0        # copy-swap runs from the primary
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize("geometry, message", [
+    (MIXED, "give the layout explicitly"),
+    (mixed(393216, 458752, 393216), "BE_ERR_GEOMETRY"),                   # slot 1 starts mid-sector
+    (mixed(393216, 524288, 393216, log="[0]"), "layout.log: 1 entries, want 2"),
+    (MIXED.replace("count = 1,", "count = 1, sectors = 2,"), "regions[1].sectors: unknown key"),
+    (MIXED.replace("{ write_align", "{ sector_size = 4096, write_align"),
+     "geometry.sector_size: goes in each of regions"),
+])
+def test_a_mixed_part_it_cannot_lay_out_is_one_line_naming_the_field(acme, geometry, message):
+    with pytest.raises(PremisesError) as e:
+        load_premises(write_premises(acme, change=(UNIFORM, geometry)))
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
