@@ -79,6 +79,9 @@ class RayEngine:
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
+            where = address or "a local Ray"
+            if address:
+                _check_reachable(address)
             try:
                 if address:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -86,8 +89,7 @@ class RayEngine:
                     ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                where = address or "a local Ray"
-                raise CampaignError(f"--engine ray: cannot start or reach {where}: "
+                    raise CampaignError(f"--engine ray: cannot start or reach {where}: "
                                     f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         self.workers = int(ray.cluster_resources().get("CPU", workers or 1))
         self._remote: dict = {}
@@ -117,6 +119,23 @@ class RayEngine:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A cluster address that nothing answers is one line at once: Ray itself would
+    retry it for minutes. Addresses that are not HOST:PORT ("auto", "local") are
+    left to Ray; a ray:// address is probed at its client port."""
+    import socket
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise CampaignError(f"--engine ray: cannot start or reach {address}: nothing answers there "
+                            f"({e.strerror or type(e).__name__}); is the cluster up (ray start --head)?") from None
 
 
 def engine(name: str, workers: int | None = None, address: str | None = None):

@@ -2,6 +2,7 @@
 network, on virtual time, with the power cuts the premises asks for."""
 from __future__ import annotations
 
+import hashlib
 import pathlib
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from bridge_emu.net.transport import Driver
 from bridge_emu.ota.server import ImageStore, OtaServer, Policy
 from bridge_emu.premises.images import BridgeKit, ImageSet, bridge_kit
 from bridge_emu.premises.schema import BridgeSpec, PremisesError, PremisesSpec, link_spec
+from bridge_emu.tools.imageset import USER_INDEX
 
 
 @dataclass
@@ -69,6 +71,12 @@ class PremisesRun:
             if b.offer_folder:
                 for path in b.offer_files:
                     offers.setdefault(str(path), store.add_file(path))   # a folder may hold other files too
+                for path, sha in zip(b.offer_files, b.offer_sha256):    # an indexed folder: as indexed
+                    image = offers[str(path)]
+                    if image is None or hashlib.sha256(image.data).hexdigest() != sha:
+                        raise PremisesError(f"{b.offer}/{USER_INDEX}: {path} is not the file indexed there "
+                                            f"({'not an OTA file' if image is None else 'its SHA-256 differs'}); "
+                                            f"re-run bridge-emu image index {b.offer}")
                 if not any(offers[str(p)] for p in b.offer_files):
                     raise PremisesError(f"{b.offer}: no OTA file the hub can serve in this folder "
                                         f"(offered to bridge {b.name} of {spec.name})")

@@ -76,6 +76,7 @@ from bridge_emu.errors import BridgeEmuError
 from bridge_emu.keys import load_private_key, load_public_key
 from bridge_emu.net.sim import LinkSpec
 from bridge_emu.ota.server import PRESETS
+from bridge_emu.tools.imageset import read_index
 
 OFFERS = ("next", "faulty", "none")
 
@@ -139,6 +140,7 @@ class BridgeSpec:
     # offer given as a path: the OTA file, or the files of the folder (an empty tuple for a role)
     offer_files: tuple[pathlib.Path, ...] = ()
     offer_folder: bool = False
+    offer_sha256: tuple[str, ...] = ()          # a folder with its ota-index.json: each file's SHA-256 there
     profile: ProfileSpec | None = None          # a user's own device; None: the type's own model
 
     @property
@@ -354,13 +356,21 @@ def _identity(p: BridgeProfile) -> tuple[int, int]:
 
 def _offer_files(value: str, base: pathlib.Path | None, path: str) -> dict:
     """offer = a role of the image set, or the path of an OTA file or a folder of them
-    (relative to the premises file's folder; hidden files are left out)."""
+    (relative to the premises file's folder; hidden files are left out). A folder
+    with the ota-index.json `image index` wrote offers the files it lists."""
     if value in OFFERS:
         return {}
     found = _resolved(value, base)
     if found.is_file():
         return {"offer_files": (found,)}
     if found.is_dir():
+        try:
+            indexed = read_index(found)      # an indexed folder offers what its index lists, as indexed
+        except BridgeEmuError as e:
+            raise PremisesError(f"{path}: {e}") from None
+        if indexed is not None:
+            return {"offer_files": tuple(f for f, _ in indexed), "offer_folder": True,
+                    "offer_sha256": tuple(h for _, h in indexed)}
         files = tuple(sorted(f for f in found.rglob("*") if f.is_file()
                              and not any(part.startswith(".") for part in f.relative_to(found).parts)))
         if not files:

@@ -109,3 +109,41 @@ def index_folder(folder: str | pathlib.Path, *, force: bool = False) -> tuple[di
         os.unlink(tmp)
         raise
     return index, skipped
+
+
+def read_index(folder: str | pathlib.Path) -> list[tuple[pathlib.Path, str]] | None:
+    """The image set an indexed folder names: [(file, SHA-256 of the image as the hub
+    serves it)] in the index's order, or None when the folder has no index that
+    `image index` wrote (then every file in it is offered). A listed file that is
+    missing, or a path that leaves the folder, is refused here, before anything runs."""
+    from bridge_emu.errors import BridgeEmuError
+
+    folder = pathlib.Path(folder)
+    target = folder / USER_INDEX
+    if not target.is_file():
+        return None
+    try:
+        index = json.loads(target.read_bytes())
+    except (OSError, ValueError) as e:
+        raise BridgeEmuError(f"{target}: not a readable index ({e})") from None
+    if not isinstance(index, dict) or index.get("written_by") != _WRITTEN_BY:
+        return None                      # somebody else's file of that name: not our image set
+    out = []
+    images = index.get("images")
+    if not isinstance(images, list):
+        raise BridgeEmuError(f"{target}: 'images' is not a list; re-run bridge-emu image index {folder}")
+    for i, entry in enumerate(images):
+        where = f"{target}: images[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+                or not isinstance(entry.get("sha256"), str):
+            raise BridgeEmuError(f"{where} has no file and sha256; re-run bridge-emu image index {folder}")
+        rel = pathlib.PurePosixPath(entry["file"])
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise BridgeEmuError(f"{where}: {entry['file']!r} is not a path inside the folder")
+        path = folder.joinpath(*rel.parts)
+        if not path.is_file():
+            raise BridgeEmuError(f"{where}: {path} is listed but missing; re-run bridge-emu image index {folder}")
+        out.append((path, entry["sha256"].lower()))
+    if not out:
+        raise BridgeEmuError(f"{target}: lists no OTA files to offer")
+    return out

@@ -133,3 +133,61 @@ def test_a_bad_offer_is_refused_in_one_line(capsys, tmp_path, offer, says):
     rc = cli.main(["run", str(site / "byo.toml"), "--no-dir"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and says in err, err
+
+
+def index(folder: pathlib.Path) -> None:
+    assert cli.main(["image", "index", str(folder)]) == 0
+
+
+def test_an_indexed_folder_offers_what_its_index_lists(capsys, tmp_path):
+    folder = tmp_path / "site" / "releases"
+    signed(folder / "a.zigbee", "1.5.0")
+    signed(folder / "c.zigbee", "2.1.0")
+    index(folder)
+    signed(folder / "d.zigbee", "4.0.0")           # dropped in after the index: not in the image set
+    rc, b4, _ = run(capsys, tmp_path, "releases")
+    assert rc == 0 and b4["outcome"] == "upgraded" and b4["version_after"] == "2.1.0+0", b4
+    index(folder)                                   # indexed again, the newer file is offered
+    (tmp_path / "again").mkdir()
+    rc, b4, _ = run(capsys, tmp_path / "again", "../../site/releases")
+    assert rc == 0 and b4["version_after"] == "4.0.0+0", b4
+
+
+def test_an_index_of_another_tool_leaves_the_folder_a_plain_folder(capsys, tmp_path):
+    folder = tmp_path / "site" / "releases"
+    signed(folder / "a.zigbee", "1.5.0")
+    (folder / "ota-index.json").write_text('{"images": ["whatever another tool writes"]}')
+    rc, b4, _ = run(capsys, tmp_path, "releases")
+    assert rc == 0 and b4["version_after"] == "1.5.0+0", b4
+    assert (folder / "ota-index.json").read_text() == '{"images": ["whatever another tool writes"]}'
+
+
+@pytest.mark.parametrize(("spoil", "says"), [
+    ("replace", "is not the file indexed there (its SHA-256 differs)"),
+    ("delete", "is listed but missing"),
+    ("escape", "is not a path inside the folder"),
+    ("garbage", "not a readable index"),
+])
+def test_an_index_that_no_longer_matches_its_folder_is_one_line(capsys, tmp_path, spoil, says):
+    folder = tmp_path / "site" / "releases"
+    signed(folder / "a.zigbee", "1.5.0")
+    signed(folder / "c.zigbee", "2.1.0")
+    index(folder)
+    target = folder / "ota-index.json"
+    if spoil == "replace":
+        signed(folder / "c.zigbee", "2.2.0")        # the same name, another image
+    elif spoil == "delete":
+        (folder / "a.zigbee").unlink()
+    elif spoil == "escape":
+        doc = json.loads(target.read_text())
+        doc["images"][0]["file"] = "../byo.toml"
+        target.write_text(json.dumps(doc))
+    else:
+        target.write_text('{"written_by": "bridge-emu image index", ')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (tmp_path / "site" / "byo.toml").write_text(PREMISES.format(offer="releases"))
+    capsys.readouterr()
+    rc = cli.main(["run", str(tmp_path / "site" / "byo.toml"), "--no-dir"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and says in err and "ota-index.json" in err, err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before     # nothing in the folder touched
