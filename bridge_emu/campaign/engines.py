@@ -89,7 +89,7 @@ class RayEngine:
                     ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                              logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                    raise CampaignError(f"--engine ray: cannot start or reach {where}: "
+                raise CampaignError(f"--engine ray: cannot start or reach {where}: "
                                     f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         self.workers = int(ray.cluster_resources().get("CPU", workers or 1))
         self._remote: dict = {}

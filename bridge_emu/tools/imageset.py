@@ -60,6 +60,11 @@ USER_INDEX = "ota-index.json"
 _WRITTEN_BY = "bridge-emu image index"     # the mark that says an index is ours to replace
 
 
+def _ours(index) -> bool:
+    """An index document `image index` wrote (ours to replace, and an image set to offer)."""
+    return isinstance(index, dict) and index.get("written_by") == _WRITTEN_BY
+
+
 def index_folder(folder: str | pathlib.Path, *, force: bool = False) -> tuple[dict, list[tuple[str, str]]]:
     """Write FOLDER/ota-index.json listing every OTA file under the folder (hidden
     files and the index itself left out): (the index, [(file, why it was skipped)]).
@@ -79,8 +84,8 @@ def index_folder(folder: str | pathlib.Path, *, force: bool = False) -> tuple[di
     target = folder / USER_INDEX
     if target.exists() and not force:
         try:
-            ours = json.loads(target.read_bytes()).get("written_by") == _WRITTEN_BY
-        except (OSError, ValueError, AttributeError):
+            ours = _ours(json.loads(target.read_bytes()))
+        except (OSError, ValueError):
             ours = False
         if not ours:
             raise BridgeEmuError(f"{target}: exists and was not written by bridge-emu image index; "
@@ -126,7 +131,7 @@ def read_index(folder: str | pathlib.Path) -> list[tuple[pathlib.Path, str]] | N
         index = json.loads(target.read_bytes())
     except (OSError, ValueError) as e:
         raise BridgeEmuError(f"{target}: not a readable index ({e})") from None
-    if not isinstance(index, dict) or index.get("written_by") != _WRITTEN_BY:
+    if not _ours(index):
         return None                      # somebody else's file of that name: not our image set
     out = []
     images = index.get("images")
