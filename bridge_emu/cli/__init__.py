@@ -73,7 +73,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_scenarios(scenarios, args: argparse.Namespace) -> int:
-    from bridge_emu.cli import present
     from bridge_emu.premises.images import ImageSet
 
     images = ImageSet(pathlib.Path(args.images))
@@ -83,17 +82,7 @@ def _run_scenarios(scenarios, args: argparse.Namespace) -> int:
         if args.seed is not None:
             sc.seed = args.seed
         results.append(sc.run(images, run_dir))
-    if args.json:
-        print(json.dumps([{"scenario": r.scenario.name, "ok": r.ok, "failures": r.failures, "applied": r.applied,
-                           "bridges": r.rows} for r in results], indent=2))
-    else:
-        con = present.console()
-        for r in results:
-            present.print_scenario(con, r)
-    for r in results:
-        for line in r.failures:
-            print(f"bridge-emu: expectation not met: {line}", file=sys.stderr)
-    return 0 if all(r.ok for r in results) else 1
+    return _scenario_verdict(results, args)
 
 
 def _sweep(specs, args: argparse.Namespace) -> int:
@@ -136,9 +125,8 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
 
     from bridge_emu.dongle.rig import serve
     from bridge_emu.premises.images import ImageSet
-    from bridge_emu.premises.schema import resolve
 
-    spec = resolve(args.premises)
+    spec, scenario = _premises_or_scenario(args.premises)
     images = ImageSet(pathlib.Path(args.images))
     run_dir = _run_dir(args)
 
@@ -148,30 +136,59 @@ def _cmd_dongle(args: argparse.Namespace) -> int:
     elif args.bridge:
         raise BridgeEmuError("--bridge goes with --role router")
 
-    async def main() -> None:
+    async def main():
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if args.role == "router":
             from bridge_emu.dongle.router_rig import serve_router
-            await serve_router(spec, images, args.bridge, listen=args.listen, pty=args.pty, run_dir=run_dir,
-                               resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
-                               protocol=args.protocol,
-                               **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
-                               announce=lambda line: print(line, flush=True),
-                               warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
-                               stop=stop)
-            return
-        await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
-                    resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
-                    **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
-                    announce=lambda line: print(line, flush=True),
-                    warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
-                    stop=stop)
+            return await serve_router(
+                spec, images, args.bridge, listen=args.listen, pty=args.pty, run_dir=run_dir,
+                resume=args.resume, allow_remote=args.allow_remote, speed=args.speed, protocol=args.protocol,
+                **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
+                announce=lambda line: print(line, flush=True),
+                warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
+                stop=stop, scenario=scenario)
+        return await serve(spec, images, args.protocol, listen=args.listen, pty=args.pty, run_dir=run_dir,
+                           resume=args.resume, allow_remote=args.allow_remote, speed=args.speed,
+                           **({} if args.ezsp_version is None else {"ezsp_version": args.ezsp_version}),
+                           announce=lambda line: print(line, flush=True),
+                           warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True),
+                           stop=stop, scenario=scenario)
 
-    asyncio.run(main())
-    return 0
+    return _scenario_verdict(asyncio.run(main()), args)
+
+
+def _premises_or_scenario(name: str):
+    """(spec, scenario): a scenario file's premises and the scenario, or a premises and None."""
+    from bridge_emu.premises.scenario import maybe_scenario
+    from bridge_emu.premises.schema import resolve
+
+    scenario = maybe_scenario(name)
+    return (resolve(name), None) if scenario is None else (scenario.spec, scenario)
+
+
+def _scenario_verdict(results, args: argparse.Namespace) -> int:
+    """Scenario results (a list, one, or None: no scenario) shown as a table each, or as
+    one JSON list with --json; the exit status a CI job reads: 1 if an expectation was
+    not met, else 0."""
+    if results is None:
+        return 0
+    if not isinstance(results, list):
+        results = [results]
+    if getattr(args, "json", False):
+        print(json.dumps([{"scenario": r.scenario.name, "ok": r.ok, "failures": r.failures, "applied": r.applied,
+                           "bridges": r.rows} for r in results], indent=2))
+    else:
+        from bridge_emu.cli import present
+        con = present.console()
+        for r in results:
+            present.print_scenario(con, r)
+    for r in results:
+        for line in r.failures:
+            print(f"bridge-emu: expectation not met: {line}", file=sys.stderr)
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
@@ -180,9 +197,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
 
     from bridge_emu.dongle.attach import attach
     from bridge_emu.premises.images import ImageSet
-    from bridge_emu.premises.schema import resolve
 
-    spec = resolve(args.premises)
+    spec, scenario = _premises_or_scenario(args.premises)
     if args.probe:
         from bridge_emu.dongle.probe import probe_ezsp, probe_znp
         bridge = next((b for b in spec.bridges if b.name == args.bridge), None)
@@ -200,18 +216,19 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     images = ImageSet(pathlib.Path(args.images))
     run_dir = _run_dir(args)
 
-    async def main() -> None:
+    async def main():
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await attach(spec, images, args.bridge, args.port, args.protocol, run_dir, args.resume,
-                     announce=lambda line: print(line, flush=True),
-                     warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True), stop=stop,
-                     baudrate=args.baudrate, flow_control=args.flow_control)
+        attachment = await attach(
+            spec, images, args.bridge, args.port, args.protocol, run_dir, args.resume,
+            announce=lambda line: print(line, flush=True),
+            warn=lambda line: print(f"bridge-emu: warning: {line}", file=sys.stderr, flush=True), stop=stop,
+            scenario=scenario, baudrate=args.baudrate, flow_control=args.flow_control)
+        return attachment.result
 
-    asyncio.run(main())
-    return 0
+    return _scenario_verdict(asyncio.run(main()), args)
 
 
 def _cmd_state(args: argparse.Namespace) -> int:
@@ -575,7 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_campaign)
 
     g = sub.add_parser("dongle", help="serve a virtual coordinator dongle: a host ZigBee stack meets a premises")
-    g.add_argument("premises", help="a premises TOML file or built-in name")
+    g.add_argument("premises", help="a premises TOML file or built-in name, or a scenario file: its events are "
+                   "applied as they come (on the premises' virtual time) and the dongle stops once it is over, "
+                   "exit status 1 if an expectation was not met")
     g.add_argument("--protocol", choices=("znp", "ezsp"), required=True,
                    help="znp: TI Z-Stack MT (zigpy-znp); ezsp: Silicon Labs EZSP over ASH (bellows)")
     where = g.add_mutually_exclusive_group()
@@ -599,11 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "a stick in the place of --bridge NAME that a host (bridge-emu attach) joins to the premises' "
                    "network as a router or end device")
     g.add_argument("--bridge", help="with --role router: the bridge whose place the dongle takes")
+    g.add_argument("--json", action="store_true", help="with a scenario: its result as JSON, as run --json prints it")
     g.set_defaults(func=_cmd_dongle)
 
     a = sub.add_parser("attach", help="run one bridge of a premises through a serial ZigBee dongle that joins a "
                        "network as a router (a sleepy bridge: as an end device)")
-    a.add_argument("premises", help="a premises TOML file or built-in name (the bridge's type, keys, name)")
+    a.add_argument("premises", help="a premises TOML file or built-in name (the bridge's type, keys, name), or a "
+                   "scenario file: its events for the bridge are applied as they come (at_s: wall-clock seconds) "
+                   "and attach stops once it is over, exit status 1 if an expectation was not met")
     a.add_argument("--bridge", required=True, help="the bridge of the premises to run")
     a.add_argument("--port", required=True, help="the dongle: a pyserial URL (/dev/ttyUSB0, socket://HOST:PORT, "
                    "rfc2217://HOST:PORT)")
@@ -619,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--images", default=str(DEFAULT_IMAGES), help="image folder with index.json and keys/")
     a.add_argument("--probe", action="store_true", help="only ask the stick what it is and which roles it can "
                    "take (reads; writes nothing to it), then exit: 0 if the bridge can be attached through it")
+    a.add_argument("--json", action="store_true", help="with a scenario: its result as JSON, as run --json prints it")
     a.set_defaults(func=_cmd_attach)
 
     s = sub.add_parser("state", help="show a device's slots, versions, counters and event log")

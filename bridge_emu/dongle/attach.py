@@ -36,7 +36,9 @@ from bridge_emu.net.sim import ZIGBEE_APS_PAYLOAD
 from bridge_emu.net.transport import Driver
 from bridge_emu.ota.policy import Policy
 from bridge_emu.premises.images import ImageSet, bridge_kit
+from bridge_emu.premises.report import record_row
 from bridge_emu.premises.runner import PremisesRun, device_notes
+from bridge_emu.premises.scenario import POWER_ACTIONS, Event, Scenario, ScenarioResult, Stage, Watch
 from bridge_emu.premises.schema import PremisesSpec
 from bridge_emu.uart import ezsp_join, znp_join
 
@@ -71,7 +73,9 @@ class DongleTransport:
         self.online = False                 # the bridge's view: it is RUNNING
         self.stream: StreamDriver | None = None
         self.inside_port = False            # frames sent from inside the byte machine leave with its output
+        self.deaf_until = float("-inf")     # a scenario's link outage: nothing in or out until then
         self.sent = self.lost = 0
+        self.outage_dropped = 0             # frames, either way, that an outage took
         self._max_payload = max_payload
 
     @property
@@ -84,7 +88,10 @@ class DongleTransport:
         return self._max_payload
 
     def send(self, dst: int, cluster: int, payload: bytes) -> None:
-        if not self.online or not self.joiner.send(dst, cluster, payload, self.clock.now()):
+        now = self.clock.now()
+        if now < self.deaf_until:
+            self.outage_dropped += 1
+        if not self.online or now < self.deaf_until or not self.joiner.send(dst, cluster, payload, now):
             self.lost += 1
             return
         self.sent += 1
@@ -146,6 +153,7 @@ class Attachment:
         self.downs: list[tuple[str, int | None]] = []     # (reason, the OTA offset then)
         self.refused: str | None = None
         self.errors: list[BaseException] = []
+        self.result: ScenarioResult | None = None          # a scenario's, judged when it ends
         self.link = SerialUrlLink(port_url, self.loop, **link_options)
         self.port = JoinerPort(self.joiner, self.transport, self._events, self.errors)
         self.stream = StreamDriver(self.port, self.link, self.clock)
@@ -175,6 +183,9 @@ class Attachment:
     def _events(self, now: float) -> None:
         for ev in self.joiner.pop_events():
             if isinstance(ev, znp_join.Received):
+                if now < self.transport.deaf_until:
+                    self.transport.outage_dropped += 1        # a scenario's link outage
+                    continue
                 if self.transport.on_receive is not None:
                     self.transport.on_receive(ev.src, ev.cluster, ev.payload)
             elif isinstance(ev, znp_join.Joined):
@@ -192,6 +203,26 @@ class Attachment:
             elif isinstance(ev, znp_join.Refused):
                 self.refused = ev.reason
                 self.warn(f"{self.bspec.name}: {ev.reason}")
+
+
+class AttachStage(Stage):
+    """Where a scenario's events land when its bridge is attached through a dongle: the
+    bridge's power, and link outages (its frames through the stick dropped both ways);
+    the network and its hub are real, so nothing of theirs."""
+    place = "a bridge attached through a dongle (the network and its hub are real)"
+    actions = (*POWER_ACTIONS, "outage_s")
+
+    def __init__(self, attachment: Attachment):
+        self.attachment, self.clock = attachment, attachment.clock
+
+    def bridge(self, name: str) -> Bridge:
+        return self.attachment.bridge
+
+    def poke(self, name: str) -> None:
+        self.attachment.driver.poke()
+
+    def act(self, ev: Event, now: float) -> None:          # outage_s, the one action here
+        self.attachment.transport.deaf_until = now + float(ev.argument)
 
 
 class JoinerPort:
@@ -236,14 +267,25 @@ class JoinerPort:
 async def attach(spec: PremisesSpec, images: ImageSet, bridge_name: str, port_url: str, protocol: str = "znp",
                  run_dir: pathlib.Path | None = None, resume: bool = False, announce=print, warn=print,
                  stop: asyncio.Event | None = None,
-                 ready: Callable[[Attachment], None] | None = None, **link_options) -> Attachment:
+                 ready: Callable[[Attachment], None] | None = None, scenario: Scenario | None = None,
+                 **link_options) -> Attachment:
     """Run bridge `bridge_name` of `spec` through the dongle at `port_url` until `stop` is set (or the task is
     cancelled). announce(line) is told what it does, warn(line) what goes wrong; ready(attachment), if given,
-    once it runs; link_options: the serial port's (baudrate, flow_control). Returns the attachment (its
-    bridge's record, its joins and downs)."""
+    once it runs; link_options: the serial port's (baudrate, flow_control). scenario: its events are applied
+    to the bridge as they come (at_s: seconds of the wall clock from the start), and it ends by itself once
+    the scenario is over (premises.scenario.Watch); its result is the attachment's `result`.
+    Returns the attachment (its bridge's record, its joins and downs)."""
     check_protocol(protocol)
     attachment = Attachment(spec, images, bridge_name, port_url, protocol=protocol, run_dir=run_dir,
                             resume=resume, announce=announce, warn=warn, **link_options)
+    watch = None
+    if scenario is not None:
+        try:
+            watch = Watch(scenario, AttachStage(attachment), [bridge_name],
+                          lambda: [record_row(spec.name, attachment.bspec, attachment.bridge)])
+        except BaseException:
+            attachment.bridge.device.close()
+            raise
     attachment.start()
     announce(f"{bridge_name} ({attachment.bspec.type}) of {spec.name}: attaching through {port_url}")
     if ready is not None:
@@ -255,10 +297,14 @@ async def attach(spec: PremisesSpec, images: ImageSet, bridge_name: str, port_ur
                 await asyncio.wait_for(stop.wait(), 0.5)
             except TimeoutError:
                 pass
+            if watch is not None and watch.over():
+                break
             if attachment.refused is not None:
                 raise AttachError(f"{port_url}: {attachment.refused}")
             if attachment.errors:
                 raise AttachError(f"{bridge_name} stopped: {attachment.errors[0]!r}")
     finally:
+        if watch is not None:
+            attachment.result = watch.result()      # judged before the flash file is closed
         attachment.stop()
     return attachment

@@ -26,7 +26,9 @@ from bridge_emu.net.realtime import RealTimePacer
 from bridge_emu.net.serial_link import StreamDriver
 from bridge_emu.net.transport import ZDO
 from bridge_emu.premises.images import ImageSet
+from bridge_emu.premises.report import bridge_rows, record_row
 from bridge_emu.premises.runner import PremisesRun
+from bridge_emu.premises.scenario import RunStage, Scenario, ScenarioResult, Watch
 from bridge_emu.premises.schema import PremisesSpec
 from bridge_emu.uart.ezsp_ncp import DEFAULT_VERSION as EZSP_DEFAULT
 from bridge_emu.uart.ezsp_ncp import EzspCoordinator
@@ -156,8 +158,10 @@ class HostPort:
 
 class PacedRig:
     """What every rig has: a premises run paced by the wall clock (`run`, `pacer`), an NCP
-    machine (`ncp`) whose NV is kept at `nv_path`, on a byte link (`link`, `stream`)."""
+    machine (`ncp`) whose NV is kept at `nv_path`, on a byte link (`link`, `stream`).
+    own_hub: the premises' GBCS hub serves its bridges (False: a host stack does)."""
     nv_path: pathlib.Path | None
+    own_hub = True
 
     def _load_nv(self):
         if self.nv_path is None or not self.nv_path.exists():
@@ -187,6 +191,7 @@ class PacedRig:
 
 class DongleRig(PacedRig):
     """A premises behind a virtual dongle on `link` (serial_link: serve_tcp, open_pty)."""
+    own_hub = False
 
     def __init__(self, spec: PremisesSpec, images: ImageSet, protocol: str, link, *,
                  run_dir: pathlib.Path | None = None, loop: asyncio.AbstractEventLoop | None = None,
@@ -236,10 +241,13 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: str | None, pty: bool,
                 run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
                 stop: asyncio.Event | None = None, speed: float = 1.0, ezsp_version: int = EZSP_DEFAULT,
-                make_rig=None) -> None:
+                make_rig=None, scenario: Scenario | None = None) -> ScenarioResult | None:
     """Run a premises behind a virtual dongle until `stop` is set (or the task is
     cancelled). announce(line) is told where it listens, first; warn(line) any warning.
-    make_rig(link, loop): another rig on the link (router_rig's), instead of the coordinator's."""
+    make_rig(link, loop): another rig on the link (router_rig's), instead of the coordinator's.
+    scenario: its events are applied to the premises as they come (on its paced virtual
+    time), and it ends by itself once the scenario is over (premises.scenario.Watch);
+    the scenario's result is returned, judged when it ends."""
     from bridge_emu.net.serial_link import open_pty, serve_tcp
 
     loop = asyncio.get_running_loop()
@@ -262,18 +270,39 @@ async def serve(spec: PremisesSpec, images: ImageSet, protocol: str, *, listen: 
     except BaseException:
         link.close()
         raise
+    watch = None
+    if scenario is not None:
+        try:
+            names = [s.spec.name for s in rig.run.slots]
+            # with the host as the hub, the hub's counts are the host's: the bridges' own records say it all
+            rows = ((lambda: bridge_rows(rig.run)) if rig.own_hub else
+                    (lambda: [record_row(rig.run.spec.name, s.spec, s.bridge) for s in rig.run.slots]))
+            stage = RunStage(rig.run, images, hub=rig.own_hub)
+            if rig.run.replaced:                  # a router dongle's: that bridge is the host's
+                stage.place = f"the premises around the dongle in {', '.join(rig.run.replaced)}'s place"
+            watch = Watch(scenario, stage, names, rows)
+        except BaseException:
+            rig.link.close()
+            raise
     rig.start()
     announce(f"listening on {where}")
     stop = stop or asyncio.Event()
+    saved = loop.time()
     try:
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), 5.0)
+                await asyncio.wait_for(stop.wait(), 5.0 if watch is None else 0.25)
             except TimeoutError:
+                pass
+            if loop.time() - saved >= 5.0:
                 rig.save_nv()              # a kill loses at most five seconds of the dongle's NV
+                saved = loop.time()
+            if watch is not None and watch.over():
+                break
             if rig.pacer.errors:
                 raise DongleError(f"the premises stopped: {rig.pacer.errors[0]!r}")
             if rig.stream.errors:
                 raise DongleError(f"the virtual {protocol} dongle failed: {rig.stream.errors[0]!r}")
     finally:
         rig.stop()
+    return None if watch is None else watch.result()

@@ -189,10 +189,12 @@ class RouterDongleRig(PacedRig):
 async def serve_router(spec: PremisesSpec, images: ImageSet, bridge: str, *, listen: str | None, pty: bool,
                        run_dir: pathlib.Path | None, resume: bool, allow_remote: bool, announce, warn,
                        stop: asyncio.Event | None = None, speed: float = 1.0, protocol: str = "znp",
-                       ezsp_version: int = EZSP_DEFAULT) -> None:
-    """Run a premises whose bridge `bridge` is a router-role dongle until `stop` is set (rig.serve)."""
-    await serve(spec, images, protocol, listen=listen, pty=pty, run_dir=run_dir, resume=resume,
-                allow_remote=allow_remote, announce=announce, warn=warn, stop=stop, speed=speed,
-                make_rig=lambda link, loop: RouterDongleRig(spec, images, link, bridge, protocol=protocol,
-                                                            run_dir=run_dir, loop=loop, resume=resume, speed=speed,
-                                                            ezsp_version=ezsp_version))
+                       ezsp_version: int = EZSP_DEFAULT, scenario=None):
+    """Run a premises whose bridge `bridge` is a router-role dongle until `stop` is set, or
+    its scenario (for the premises' other bridges and its hub) is over (rig.serve)."""
+    return await serve(spec, images, protocol, listen=listen, pty=pty, run_dir=run_dir, resume=resume,
+                       allow_remote=allow_remote, announce=announce, warn=warn, stop=stop, speed=speed,
+                       scenario=scenario,
+                       make_rig=lambda link, loop: RouterDongleRig(
+                           spec, images, link, bridge, protocol=protocol, run_dir=run_dir, loop=loop, resume=resume,
+                           speed=speed, ezsp_version=ezsp_version))

@@ -10,28 +10,17 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
     rows = []
     for s in run.slots:
         b = s.bridge
-        r = b.record
         st = run.server.clients.get(s.address)
-        downtime = sum((up - down) for down, up in r.reboots if up is not None)
-        row = {
-            "premises": run.spec.name, "bridge": s.spec.name, "type": s.spec.type,
+        row = record_row(run.spec.name, s.spec, b)
+        row.update({
             "offered": (s.spec.offer if s.spec.offer == "none" else f"{s.spec.offer}: nothing fits"
                         if s.offered_version is None else f"{s.spec.offer} {s.offered_version}"),
-            "version_before": r.version_before, "version_after": r.version_after,
             "bytes": st.bytes_served if st else 0, "blocks": st.blocks_served if st else 0,
-            "download_s": (round(r.download_done - r.download_started, 1)
-                           if r.download_done is not None and r.download_started is not None else None),
-            "resumed_from": r.resumed_from,
-            "downtime_s": round(downtime, 2),
-            "flash_erases": b.device.flash.stats["erases"] - r.erases_before,
-            "alerts": r.alerts, "outcome": r.outcome if run.settled(s) else f"unsettled ({r.outcome})",
-        }
-        if s.spec.profile is not None:
-            row["profile"] = s.spec.profile.name      # a user's own device standing in for `type`
+            "outcome": b.record.outcome if run.settled(s) else f"unsettled ({b.record.outcome})",
+        })
         stall = run.stall(s)
         if stall is not None:
             row["stalled"] = stall
-        row["timeline"] = timeline(b.events)
         if s.bridge.profile.power == "battery":
             ns = s.transport.stats
             flash_s = b.device.flash.stats["busy_us"] / 1e6
@@ -40,3 +29,23 @@ def bridge_rows(run: PremisesRun) -> list[dict]:
             row["polls"] = ns.polls
         rows.append(row)
     return rows
+
+
+def record_row(premises: str, spec, bridge) -> dict:
+    """What any bridge's own record says, wherever it ran (a premises run, attached
+    through a dongle): the row bridge_rows fills in with what the hub saw."""
+    r = bridge.record
+    row = {
+        "premises": premises, "bridge": spec.name, "type": spec.type, "offered": spec.offer,
+        "version_before": r.version_before, "version_after": r.version_after, "bytes": None, "blocks": None,
+        "download_s": (round(r.download_done - r.download_started, 1)
+                       if r.download_done is not None and r.download_started is not None else None),
+        "resumed_from": r.resumed_from,
+        "downtime_s": round(sum((up - down) for down, up in r.reboots if up is not None), 2),
+        "flash_erases": bridge.device.flash.stats["erases"] - r.erases_before,
+        "alerts": r.alerts, "outcome": r.outcome,
+    }
+    if spec.profile is not None:
+        row["profile"] = spec.profile.name      # a user's own device standing in for `type`
+    row["timeline"] = timeline(bridge.events)
+    return row

@@ -28,6 +28,12 @@ expectation is not met, so a CI job can hold a rig to it.
     max_downtime_s = 10              # total off-network time of its reboots
 
 The same in Python: Scenario(spec, events=[Event(...)], expect={...}, limit_s=...).run(images).
+
+A Schedule arms the events on a Stage: the simulated premises (RunStage, every
+action), a premises behind a virtual dongle whose host is the hub (RunStage with
+hub=False: not the hub's actions), a bridge attached through a stick
+(dongle.attach.AttachStage). A Watch judges a scenario that runs on paced or real
+time, where nothing steps it: `bridge-emu dongle|attach SCENARIO.toml`.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ import pathlib
 import tomllib
 from dataclasses import dataclass, field
 
+from bridge_emu.emulator.bridge import Phase
 from bridge_emu.errors import BridgeEmuError
 from bridge_emu.net.sim import LinkSpec
 from bridge_emu.ota.image_store import ImageStore
@@ -128,44 +135,86 @@ def check(expect: dict[str, dict], rows: list[dict]) -> list[str]:
     return out
 
 
-class _Driver:
-    """Runs the premises and applies each event when its moment comes."""
+HUB_ACTIONS = ("offer", "hub_restart", "clock_jump_s")     # what only bridge-emu's own hub can do
+POWER_ACTIONS = ("power_cut", "brown_out", "power_off")    # what any emulated bridge can suffer
+BLOCK_CHECK_S = 1.0          # how often an at_block event's bridge is looked at
 
-    def __init__(self, scenario: Scenario, run: PremisesRun, images: ImageSet):
-        self.scenario, self.run, self.images = scenario, run, images
+
+class Stage:
+    """Where a scenario's events land: the bridges they name, on a clock, and the
+    actions beyond a bridge's own power that this place can carry out (`actions`).
+    The simulated premises can do everything; behind a dongle the hub is a host's
+    (or the network is real), so less."""
+    place = "the simulated premises"
+    actions: tuple[str, ...] = ACTIONS
+    clock = None
+
+    def bridge(self, name: str):
+        raise NotImplementedError
+
+    def poke(self, name: str) -> None:
+        raise NotImplementedError
+
+    def act(self, ev: Event, now: float) -> None:
+        """An action that is not a bridge's power (one of `actions`)."""
+        raise NotImplementedError
+
+
+def check_stage(events: list[Event], expect: dict, stage: Stage, names: list[str], where: str) -> None:
+    """Refuse, in one line, an event or expectation this stage cannot carry out."""
+    for i, ev in enumerate(events):
+        if ev.action not in stage.actions:
+            raise PremisesError(f"{where}.event[{i + 1}]: {ev.action}: not possible on {stage.place} "
+                                f"(there: {', '.join(stage.actions)})")
+        if ev.bridge is not None and ev.bridge not in names:
+            raise PremisesError(f"{where}.event[{i + 1}].bridge: {ev.bridge!r}: {stage.place} runs "
+                                f"{', '.join(names)} only")
+    for bridge in expect:
+        if bridge not in names:
+            raise PremisesError(f"{where}.expect.{bridge}: {stage.place} runs {', '.join(names)} only")
+
+
+class Schedule:
+    """A scenario's events armed on a stage: each is applied when its moment comes,
+    on whatever clock the stage runs (virtual time, paced virtual time, the wall
+    clock). `applied` lists them as they were: {"t", "bridge", "action"}, t in
+    seconds from arming."""
+
+    def __init__(self, events: list[Event], stage: Stage, names: list[str]):
+        self.stage = stage
+        self.events = list(events)
         self.applied: list[dict] = []
+        self.t0 = stage.clock.now()
         self._by_block: list[Event] = []
         self._on_state: dict[tuple[str, str], list[Event]] = {}
-        for ev in scenario.events:
+        for ev in self.events:
             if ev.when == "at_s":
-                run.clock.call_at(float(ev.value), lambda ev=ev: self._apply(ev))
+                stage.clock.call_at(self.t0 + float(ev.value), lambda ev=ev: self._apply(ev))
             elif ev.when == "at_block":
                 self._by_block.append(ev)
             else:
                 self._on_state.setdefault((ev.bridge, str(ev.value)), []).append(ev)
-        for s in run.slots:
-            s.bridge.on_log = lambda entry, name=s.spec.name: self._logged(name, entry)
+        for name in names:
+            stage.bridge(name).on_log = lambda entry, name=name: self._logged(name, entry)
+        if self._by_block:
+            stage.clock.call_at(self.t0 + BLOCK_CHECK_S, self._blocks)
 
-    def go(self) -> bool:
-        run = self.run
-        run.start()
-        limit = self.scenario.limit_s
-        while run.clock.now() < limit:
-            run.step(min(limit, run.clock.now() + 1.0))
-            self._blocks()
-            if run.done() and run.clock.now() >= self._last_timed():
-                return True
-        return run.done()
+    @property
+    def finished(self) -> bool:
+        """Every event has been applied."""
+        return len(self.applied) == len(self.events)
 
-    def _last_timed(self) -> float:
-        return max((float(e.value) for e in self.scenario.events if e.when == "at_s"), default=0.0)
+    def last_timed(self) -> float:
+        return max((float(e.value) for e in self.events if e.when == "at_s"), default=0.0)
 
     def _blocks(self) -> None:
         for ev in list(self._by_block):
-            client = self._slot(ev.bridge).bridge.client
+            client = self.stage.bridge(ev.bridge).client
             if client is not None and client.size and client.offset >= int(ev.value) * client.config.max_data_size:
                 self._by_block.remove(ev)
                 self._apply(ev)
+        if self._by_block:
+            self.stage.clock.call_at(self.stage.clock.now() + BLOCK_CHECK_S, self._blocks)
 
     def _logged(self, name: str, entry: dict) -> None:
         kind = entry["event"]
@@ -174,16 +223,54 @@ class _Driver:
                  else "trial" if kind == "boot" and not entry.get("confirmed") else None)
         for ev in self._on_state.pop((name, state), []) if state else []:
             if state == "trial":
-                self.run.clock.call_at(self.run.clock.now() + TRIAL_DELAY_S, lambda ev=ev: self._apply(ev))
+                clock = self.stage.clock
+                clock.call_at(clock.now() + TRIAL_DELAY_S, lambda ev=ev: self._apply(ev))
             else:
                 self._apply(ev)          # the next flash operations are the download's, or the swap's
+
+    def _apply(self, ev: Event) -> None:
+        stage = self.stage
+        now = stage.clock.now()
+        self.applied.append({"t": round(now - self.t0, 3), "bridge": ev.bridge, "action": ev.action})
+        if ev.action not in POWER_ACTIONS:
+            stage.act(ev, now)
+        else:
+            bridge = stage.bridge(ev.bridge)
+            arg = dict(ev.argument) if isinstance(ev.argument, dict) else {}
+            if ev.action == "power_cut":
+                bridge.cut_power_at_op(int(arg.get("at_op", 1)), str(arg.get("tear", "bits")),
+                                       int(arg.get("seed", 0)))
+            elif ev.action == "brown_out":
+                bridge.cut_power_at_op(1, str(arg.get("tear", "bits")), int(arg.get("seed", 0)),
+                                       off_s=float(arg.get("dip_ms", BROWN_OUT_DIP_MS)) / 1000)
+            else:
+                bridge.power_off(now, "power off (scenario)")
+        if ev.bridge is not None:
+            stage.poke(ev.bridge)
+
+
+class RunStage(Stage):
+    """A premises run on the simulated network. With its hub (`bridge-emu run`) every
+    action is possible; with the hub's node taken by a host stack behind a virtual
+    dongle (hub=False), the hub's own actions are not: the host serves the images."""
+
+    def __init__(self, run: PremisesRun, images: ImageSet | None, hub: bool = True):
+        self.run, self.images, self.clock = run, images, run.clock
+        if not hub:
+            self.place = "a premises behind a virtual dongle (the host is its hub)"
+            self.actions = tuple(a for a in ACTIONS if a not in HUB_ACTIONS)
 
     def _slot(self, name: str):
         return next(s for s in self.run.slots if s.spec.name == name)
 
-    def _apply(self, ev: Event) -> None:
-        run, now = self.run, self.run.clock.now()
-        self.applied.append({"t": round(now, 3), "bridge": ev.bridge, "action": ev.action})
+    def bridge(self, name: str):
+        return self._slot(name).bridge
+
+    def poke(self, name: str) -> None:
+        self._slot(name).driver.poke()
+
+    def act(self, ev: Event, now: float) -> None:
+        run = self.run
         if ev.action == "hub_restart":
             run.hub.restart()
             return
@@ -191,16 +278,7 @@ class _Driver:
             run.server.jump_clock(int(ev.argument))
             return
         s = self._slot(ev.bridge)
-        if ev.action == "power_cut":
-            arg = dict(ev.argument) if isinstance(ev.argument, dict) else {}
-            s.bridge.cut_power_at_op(int(arg.get("at_op", 1)), str(arg.get("tear", "bits")), int(arg.get("seed", 0)))
-        elif ev.action == "brown_out":
-            arg = dict(ev.argument) if isinstance(ev.argument, dict) else {}
-            s.bridge.cut_power_at_op(1, str(arg.get("tear", "bits")), int(arg.get("seed", 0)),
-                                     off_s=float(arg.get("dip_ms", BROWN_OUT_DIP_MS)) / 1000)
-        elif ev.action == "power_off":
-            s.bridge.power_off(now, "power off (scenario)")
-        elif ev.action == "outage_s":
+        if ev.action == "outage_s":
             run.net.link(s.address).outage(now, float(ev.argument))
         elif ev.action == "link":
             link = run.net.link(s.address)
@@ -223,7 +301,69 @@ class _Driver:
                     self.images.entry(s.spec.type, offer)["version"]
             if s.bridge.client is not None and s.bridge.client.size:
                 run.server.abort(s.address)      # the old image's download is stopped: the bridge asks again
-        s.driver.poke()
+
+
+class _Driver:
+    """Runs the premises on virtual time, its scenario's events armed on it."""
+
+    def __init__(self, scenario: Scenario, run: PremisesRun, images: ImageSet):
+        self.scenario, self.run = scenario, run
+        self.schedule = Schedule(scenario.events, RunStage(run, images), [s.spec.name for s in run.slots])
+        self.applied = self.schedule.applied
+
+    def go(self) -> bool:
+        run = self.run
+        run.start()
+        limit = self.scenario.limit_s
+        while run.clock.now() < limit:
+            run.step(min(limit, run.clock.now() + 1.0))
+            if run.done() and run.clock.now() >= self.schedule.last_timed():
+                return True
+        return run.done()
+
+
+class Watch:
+    """A scenario on a stage that runs by itself, on paced or real time (a premises
+    behind a virtual dongle, a bridge attached through one): its events armed, and
+    whether it is over. It is over when its limit has passed, or once every event
+    has been applied and every expectation is met with the bridges it names settled
+    (running a confirmed image, no download under way; or dead). `result()` judges
+    it then, or whenever its owner stops early (a signal). A host stack is no GBCS
+    hub: alerts it never acknowledges do not hold a bridge back here."""
+
+    def __init__(self, scenario: Scenario, stage: Stage, names: list[str], rows, where: str | None = None):
+        """rows(): the bridges' result rows (report.bridge_rows); names: the bridges the stage runs."""
+        check_stage(scenario.events, scenario.expect, stage, names, where or scenario.name)
+        self.scenario, self.stage, self.rows = scenario, stage, rows
+        self.schedule = Schedule(scenario.events, stage, names)
+
+    def elapsed(self) -> float:
+        return self.stage.clock.now() - self.schedule.t0
+
+    def over(self) -> bool:
+        if self.elapsed() >= self.scenario.limit_s:
+            return True
+        if not self.schedule.finished or self.elapsed() < self.schedule.last_timed():
+            return False
+        return all(_settled(self.stage.bridge(n)) for n in self.scenario.expect) and not check(
+            self.scenario.expect, self.rows())
+
+    def result(self) -> ScenarioResult:
+        rows = self.rows()
+        sc = self.scenario
+        failures = [f"{sc.name}: {line}" for line in check(sc.expect, rows)]
+        if failures and self.elapsed() >= sc.limit_s:
+            failures.append(f"{sc.name}: not met within {sc.limit_s:g} s")
+        unapplied = len(sc.events) - len(self.schedule.applied)
+        if unapplied:
+            failures.append(f"{sc.name}: {unapplied} of {len(sc.events)} events never came about")
+        return ScenarioResult(sc, rows, failures, self.schedule.applied)
+
+
+def _settled(bridge) -> bool:
+    if bridge.phase is Phase.DEAD:
+        return True
+    return bridge.phase is Phase.RUNNING and bridge.confirmed and bridge.client.status == 0
 
 
 # ------------------------------------------------------------------ reading one
