@@ -38,3 +38,34 @@ def tiny(tmp_path: pathlib.Path):
         path.write_text(TINY.format(homes=homes, seed=seed, faulty=faulty, sample=sample))
         return path
     return make
+
+
+@pytest.fixture
+def loopback_ray():
+    """(run, env): run(argv) runs a command in a network namespace whose only interface is
+    loopback (support.loopback_ns: Ray's servers listen on every interface they see), with
+    env: Ray's session folder short (its Unix sockets live there) and private, no usage
+    stats, token authentication with a random token. Whatever Ray is left there is stopped."""
+    import os
+    import secrets
+    import shutil
+    import sys
+    import tempfile
+
+    from support.loopback_ns import LoopbackNamespace
+
+    temp = tempfile.mkdtemp(prefix="rbe", dir="/tmp")
+    env = dict(os.environ, RAY_TMPDIR=temp, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN=secrets.token_hex(32))
+    ns = LoopbackNamespace()
+    try:
+        assert ns.interfaces() == ["lo"]
+
+        def run(argv, **kw):
+            return ns.run(argv, env=env, capture_output=True, text=True, **kw)
+        yield run, env
+    finally:
+        ns.run([str(pathlib.Path(sys.executable).parent / "ray"), "stop", "--force"], env=env,
+               capture_output=True, timeout=120)
+        ns.close()
+        shutil.rmtree(temp, ignore_errors=True)

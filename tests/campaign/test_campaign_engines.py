@@ -4,8 +4,12 @@ two workers (CI runs the Ray one: the test set-up installs bridge-emu[ray])."""
 from __future__ import annotations
 
 import json
+import pathlib
+import sys
 
 from bridge_emu.campaign import load_campaign, run_to
+
+BIN = pathlib.Path(sys.executable).parent
 
 
 def _run(spec, out, **kw):
@@ -34,9 +38,15 @@ def test_another_seed_gives_another_campaign(tiny, tmp_path):
     assert a != b and doc["seed"] == 99
 
 
-def test_a_local_ray_with_two_workers_gives_the_single_process_result(tiny, tmp_path):
-    spec = load_campaign(tiny(homes=400, sample=2))
-    local, _, _ = _run(spec, tmp_path / "local")
-    ray_doc, _, facts = _run(spec, tmp_path / "ray", engine_name="ray", workers=2)
+def test_a_local_ray_with_two_workers_gives_the_single_process_result(tiny, tmp_path, loopback_ray):
+    """`bridge-emu campaign --engine ray --workers 2` starts a local Ray of two workers (in a
+    loopback-only namespace: Ray's servers listen on every interface they see)."""
+    run, _ = loopback_ray
+    path = tiny(homes=400, sample=2)
+    local, _, _ = _run(load_campaign(path), tmp_path / "local")
+    on_ray = run([str(BIN / "bridge-emu"), "campaign", str(path), "--engine", "ray", "--workers", "2",
+                  "--out", str(tmp_path / "ray")], timeout=600)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    facts = json.loads((tmp_path / "ray" / "run.json").read_text())
     assert facts["engine"] == "ray" and facts["workers"] == 2
-    assert ray_doc == local
+    assert (tmp_path / "ray" / "campaign.json").read_bytes() == local

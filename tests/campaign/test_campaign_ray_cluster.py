@@ -2,19 +2,16 @@
 started by `ray start --head`, as an operator's would be: here with two CPUs and
 token authentication) writes the same campaign.json as the single-process run,
 and a cluster that is not there is one line at once. Ray's servers listen on
-every interface whatever they are told, so the cluster a test starts takes only
+every interface they see, whatever they are told, so the cluster runs in a network
+namespace whose only interface is loopback (conftest.loopback_ray), and takes only
 drivers that hold its random token."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -27,35 +24,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _campaign(args: list[str], cwd: pathlib.Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def _campaign(args: list[str], cwd: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "bridge-emu"), "campaign", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env)
+                          timeout=600)
 
 
 @pytest.fixture
-def cluster():
-    """A Ray head node on 127.0.0.1 with two CPUs, stopped afterwards whatever happens.
-    Its session folder is short (Ray's Unix sockets live there) and private."""
+def cluster(loopback_ray):
+    """A Ray head node with two CPUs and token authentication, in a loopback-only namespace
+    (conftest.loopback_ray); stopped afterwards whatever happens. (address, run)."""
+    run, _ = loopback_ray
     port = _free_port()
-    temp = tempfile.mkdtemp(prefix="rbe", dir="/tmp")
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
-                    "--temp-dir", temp], check=True, capture_output=True, timeout=180, env=env)
-    try:
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120, env=env)
-        shutil.rmtree(temp, ignore_errors=True)
+    started = run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                   "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"], timeout=180)
+    assert started.returncode == 0, started.stderr[-3000:]
+    return f"127.0.0.1:{port}", run
 
 
 def test_a_campaign_on_a_running_cluster_gives_the_single_process_result(tiny, tmp_path, cluster):
-    address, env = cluster
+    address, run = cluster
     spec = tiny(homes=400, sample=2)
     local = _campaign([str(spec), "--out", "local"], tmp_path)
     assert local.returncode == 0, local.stderr
-    on_cluster = _campaign([str(spec), "--engine", "ray", "--ray-address", address, "--out", "cluster"], tmp_path,
-                           env)
+    on_cluster = run([str(BIN / "bridge-emu"), "campaign", str(spec), "--engine", "ray", "--ray-address", address,
+                      "--out", str(tmp_path / "cluster")], timeout=600)
     assert on_cluster.returncode == 0, on_cluster.stderr
     assert (tmp_path / "cluster" / "campaign.json").read_bytes() == (tmp_path / "local" / "campaign.json").read_bytes()
     facts = json.loads((tmp_path / "cluster" / "run.json").read_text())
