@@ -35,7 +35,7 @@ from bridge_emu.premises.schema import (
 )
 from bridge_emu.tools.devices import device_report
 
-__all__ = ["Premises", "one_bridge", "one_bridge_spec", "flash_file", "fuzz_server", "ota_server"]
+__all__ = ["Premises", "premises_spec", "one_bridge", "one_bridge_spec", "flash_file", "fuzz_server", "ota_server"]
 
 DEFAULT_LIMIT_S = 4 * 3600.0
 
@@ -57,19 +57,7 @@ class Premises:
     @classmethod
     def open(cls, what: str | pathlib.Path | PremisesSpec, **kw) -> Premises:
         """A built-in premises by name, a TOML file, TOML text, or a PremisesSpec."""
-        if isinstance(what, PremisesSpec):
-            spec = what
-        elif isinstance(what, pathlib.Path) or (isinstance(what, str) and what.endswith(".toml")
-                                                 and "\n" not in what):
-            spec = load_premises(what)
-        elif "\n" in what or "=" in what:
-            spec = parse_premises(what, "premises text")
-        else:
-            built = builtin_premises()
-            if what not in built:
-                raise BridgeEmuError(f"no built-in premises {what!r} (built-in: {', '.join(sorted(built))})")
-            spec = built[what]
-        return cls(spec, **kw)
+        return cls(premises_spec(what), **kw)
 
     # -- time
 
@@ -170,6 +158,20 @@ class Premises:
     def close(self) -> None:
         for s in self.run.slots:
             s.bridge.device.close()
+
+
+def premises_spec(what: str | pathlib.Path | PremisesSpec) -> PremisesSpec:
+    """A built-in premises by name, a TOML file, TOML text, or a PremisesSpec, as a PremisesSpec."""
+    if isinstance(what, PremisesSpec):
+        return what
+    if isinstance(what, pathlib.Path) or (isinstance(what, str) and what.endswith(".toml") and "\n" not in what):
+        return load_premises(what)
+    if "\n" in what or "=" in what:
+        return parse_premises(what, "premises text")
+    built = builtin_premises()
+    if what not in built:
+        raise BridgeEmuError(f"no built-in premises {what!r} (built-in: {', '.join(sorted(built))})")
+    return built[what]
 
 
 def one_bridge_spec(bridge_type: str, *, offer: str = "next", name: str | None = None,

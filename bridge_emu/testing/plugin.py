@@ -13,6 +13,9 @@ Fixtures:
                         unless it says); profile: a [profile] table making it a user's own device
     bridge_flash        bridge_flash(type, *, role="current", name="flash.bemu", profile=None) -> a
                         factory-fresh Device whose flash file is in tmp_path
+    virtual_dongle      virtual_dongle(what, *, protocol="znp", speed=1.0, in_memory=False) ->
+                        testing.dongle.VirtualDongle: the premises (or scenario) behind a virtual
+                        coordinator dongle on socket://127.0.0.1 (.url), for a host stack under test
 """
 from __future__ import annotations
 
@@ -81,6 +84,27 @@ def bridge_flash(tmp_path, bridge_emu_images):
     yield make
     for device in devices:
         device.close()
+
+
+@pytest.fixture
+def virtual_dongle(request, tmp_path, bridge_emu_images):
+    from bridge_emu.testing.dongle import VirtualDongle
+    opened = getattr(request.node, _OPENED, None)
+    if opened is None:
+        opened = []
+        setattr(request.node, _OPENED, opened)
+    dongles: list = []
+
+    def open_dongle(what, *, protocol: str = "znp", speed: float = 1.0, in_memory: bool = False):
+        dongle = VirtualDongle(what, protocol=protocol, speed=speed, images=bridge_emu_images,
+                               run_dir=None if in_memory else tmp_path / "bridge-emu-dongle")
+        dongles.append(dongle)
+        opened.append(dongle)
+        return dongle
+
+    yield open_dongle
+    for dongle in dongles:
+        dongle.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

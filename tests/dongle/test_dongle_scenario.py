@@ -238,3 +238,25 @@ power_off = true
     with pytest.raises(BridgeEmuError, match=refusal) as e:
         asyncio.run(main(bad))
     assert "\n" not in str(e.value)
+
+
+def test_a_virtual_dongle_in_a_users_test_runs_a_scenario_to_its_verdict(tmp_path):
+    from bridge_emu.testing.dongle import VirtualDongle
+
+    path = write_scenario(tmp_path, """
+limit_s = 20
+[[event]]
+at_s = 2
+bridge = "b4"
+power_off = true
+[expect.b4]
+outcome = "upgraded"
+""")
+    with VirtualDongle(path, protocol="ezsp", speed=50, run_dir=tmp_path / "rig") as dongle:
+        assert dongle.url.startswith("socket://127.0.0.1:")
+        result = dongle.wait(30)
+    assert result is not None and not result.ok                  # nobody served b4 within its 20 s
+    assert [a["action"] for a in result.applied] == ["power_off"]
+    assert any("not met within 20 s" in f for f in result.failures)
+    assert any(e["event"] == "power_lost" for e in dongle.events("b4"))
+    assert (tmp_path / "rig" / "site" / "b4" / "flash.bemu").is_file()

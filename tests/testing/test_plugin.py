@@ -96,3 +96,45 @@ def test_the_bridge_fixture_takes_the_remote_bridges_link(bridge):
     spec = site.run.net.link(site.slot("b2").address).spec
     assert (spec.loss, spec.latency_s) == (0.2, 0.04)
     assert bridge("B3", offer="none").run.net.link(2).spec.loss == 0.0      # loss-free unless told
+
+
+def test_a_users_host_stack_meets_the_bridges_through_the_virtual_dongle_fixture(pytester):
+    """The user's stack here is zigpy + zigpy-znp (a test dependency of ours, GPL-3.0: the user's
+    own code in their own suite); it forms a network on the fixture's dongle, lets the bridges in
+    and interviews them. The second test fails on purpose: its report carries the bridges' state."""
+    pytester.makepyfile(test_users_own="""
+        import asyncio
+        from zigpy_znp.zigbee.application import ControllerApplication
+
+        async def models_seen(url):
+            app = ControllerApplication({
+                "device": {"path": url}, "database_path": None, "backup_enabled": False,
+                "topo_scan_enabled": False, "ota": {"enabled": False},
+                "znp_config": {"connect_rts_pin_states": [], "connect_dtr_pin_states": []}})
+            await asyncio.wait_for(app.startup(auto_form=True), 30)
+            try:
+                await app.permit(60)
+                for _ in range(1500):
+                    models = sorted(d.model for d in app.devices.values()
+                                    if d.is_initialized and (d.model or "").startswith("ALT-HAN"))
+                    if len(models) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                return models
+            finally:
+                await app.shutdown()
+
+        def test_my_stack_interviews_the_bridges(virtual_dongle):
+            dongle = virtual_dongle("ihd", protocol="znp", speed=4)
+            assert dongle.url.startswith("socket://127.0.0.1:")
+            assert asyncio.run(models_seen(dongle.url)) == ["ALT-HAN-B1", "ALT-HAN-B4"]
+            assert any(e["event"] == "joined" for e in dongle.events("b4"))
+
+        def test_fails_on_purpose(virtual_dongle):
+            dongle = virtual_dongle("ihd", protocol="ezsp", in_memory=True)
+            assert dongle.outcome("b4") == "upgraded"        # nobody served it: fails
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*bridge-emu: premises ihd*", "*premises ihd behind a virtual dongle at socket://127.0.0.1:*",
+                                 "*b4 (B4): *outcome no update*"])
