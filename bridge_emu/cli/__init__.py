@@ -177,7 +177,7 @@ def _scenario_verdict(results, args: argparse.Namespace) -> int:
         return 0
     if not isinstance(results, list):
         results = [results]
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps([{"scenario": r.scenario.name, "ok": r.ok, "failures": r.failures, "applied": r.applied,
                            "bridges": r.rows} for r in results], indent=2))
     else:
